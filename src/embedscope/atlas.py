@@ -1,0 +1,397 @@
+"""The Atlas: a directory of Parquet items, derived layers and a manifest that any tool can read.
+
+Every write adds new immutable files and then commits by renaming a new `atlas.json` into place,
+so readers and crashed writers only ever see whole states.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from embedscope import item_keys
+from embedscope.errors import AtlasError, ParameterError, VectorError
+from embedscope.locking import LOCK_NAME, writer_lock
+from embedscope.manifest import METRICS, Manifest, read_manifest, sync_directory, write_manifest
+from embedscope.parts import RowSource, read_part_vectors, read_rows_vectors, vector_type, write_parts
+
+FOLDERS = ("items", "layers", "graph", "thumbs")
+RESERVED = ("row", "id", "vector")
+LAYER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+
+
+class Atlas:
+    """An embedding Atlas on disk: items with vectors and metadata, layers, and provenance.
+
+    Make one with `Atlas.create` or `Atlas.building`, read one with `Atlas.open`.
+    """
+
+    def __init__(self, path: Path, manifest: Manifest) -> None:
+        self.path = path
+        self._manifest = manifest
+        self._depth = 0
+        self._new_files: list[Path] = []
+
+    # ----------------------------------------------------------------- making and opening
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Atlas:
+        """Open an existing Atlas for reading and appending."""
+        path = Path(path)
+        return cls(path, read_manifest(path))
+
+    @classmethod
+    def create(
+        cls, path: str | os.PathLike[str], dim: int, *, metric: str | None = None, replace: bool = False
+    ) -> Atlas:
+        """Create an empty Atlas of `dim`-dimensional vectors (atomically) and return it."""
+        with cls.building(path, dim, metric=metric, replace=replace) as atlas:
+            pass
+        return atlas
+
+    @classmethod
+    @contextmanager
+    def building(
+        cls, path: str | os.PathLike[str], dim: int, *, metric: str | None = None, replace: bool = False
+    ) -> Iterator[Atlas]:
+        """Build an Atlas inside the block; it appears at `path` whole, or not at all.
+
+        A new Atlas is built in a hidden sibling folder and renamed into place; replacing an
+        existing one commits the new content in one manifest write.
+        """
+        path = Path(path)
+        _check_shape(dim, metric)
+        if path.exists():
+            if not replace:
+                raise AtlasError(f"{path} already exists: append to it or replace it (--append / --force)")
+            atlas = cls.open(path)
+            with atlas.transaction():
+                atlas._manifest = Manifest(dim=dim, metric=metric, next_part=atlas._manifest.next_part)
+                yield atlas
+            return
+        staging = _new_staging_folder(path)
+        atlas = cls(staging, Manifest(dim=dim, metric=metric))
+        try:
+            write_manifest(staging, atlas._manifest)
+            with atlas.transaction():
+                yield atlas
+            os.rename(staging, path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        sync_directory(path.parent)
+        atlas.path = path
+
+    # ----------------------------------------------------------------- description
+    @property
+    def n(self) -> int:
+        """Number of items."""
+        return self._manifest.n
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the vectors."""
+        return self._manifest.dim
+
+    @property
+    def metric(self) -> str | None:
+        """The distance the vectors are meant for ("cosine" or "euclidean"), if known."""
+        return self._manifest.metric
+
+    @property
+    def provenance(self) -> list[dict[str, Any]]:
+        """Every step that wrote to the Atlas, oldest first."""
+        return json.loads(json.dumps(self._manifest.provenance))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __repr__(self) -> str:
+        return f"Atlas({str(self.path)!r}, n={self.n}, dim={self.dim})"
+
+    def schema(self) -> pa.Schema:
+        """The item columns and their types, unified over all parts."""
+        schemas = [pq.read_schema(self.path / part["file"]) for part in self._manifest.parts]
+        if not schemas:
+            return pa.schema([("row", pa.int64()), ("id", pa.string()), ("vector", vector_type(self.dim))])
+        return pa.unify_schemas(schemas, promote_options="permissive")
+
+    def size_on_disk(self) -> int:
+        """Bytes used by the files the manifest names, plus the manifest."""
+        files = [self.path / name for name in self._manifest.referenced_files()] + [self.path / "atlas.json"]
+        return sum(file.stat().st_size for file in files if file.exists())
+
+    # ----------------------------------------------------------------- items
+    def append(
+        self,
+        vectors: RowSource,
+        ids: pa.Array | None = None,
+        metadata: pa.Table | None = None,
+        *,
+        label: str = "vectors",
+        advance: Callable[[int], None] | None = None,
+    ) -> range:
+        """Add items; return their rows. Ids default to the row numbers as strings.
+
+        Everything is checked before the new rows become visible: shape, NaN/inf (named by row
+        of `label`), missing or repeated ids, and metadata types that clash with the Atlas.
+        """
+        count = _check_vectors_shape(vectors, self.dim, label)
+        with self.transaction():
+            first = self.n
+            ids = item_keys.generated_ids(first, first + count) if ids is None else item_keys.as_ids(ids, label)
+            metadata = self._conformed_metadata(metadata, count, label)
+            if len(ids) != count:
+                raise VectorError(f"{label}: {len(ids)} ids for {count} vectors; give one id per vector")
+            self._check_keys(ids, metadata, label)
+            entries = write_parts(
+                self.path, self._manifest.next_part, first, vectors, ids, metadata, label, advance or _ignore
+            )
+            self._new_files += [self.path / entry["file"] for entry in entries]
+            self._manifest.parts += entries
+            self._manifest.next_part += len(entries)
+            self._manifest.n += count
+        return range(first, first + count)
+
+    def vectors(self, rows: np.ndarray | list[int] | None = None) -> np.ndarray:
+        """The vectors as a float32 (n, dim) array, or those of `rows` in the order given."""
+        if rows is None:
+            return read_part_vectors(self.path, self._manifest.parts, self.dim, self.n)
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if rows.size and (rows.min() < 0 or rows.max() >= self.n):
+            raise ParameterError(f"rows must lie in 0..{self.n - 1}; got {rows.min()}..{rows.max()}")
+        return read_rows_vectors(self.path, self._manifest.parts, self.dim, rows)
+
+    def table(self, columns: list[str] | None = None) -> pa.Table:
+        """Item columns as one Arrow table in row order; all but `vector` unless named."""
+        schema = self.schema()
+        if columns is None:
+            columns = [name for name in schema.names if name != "vector"]
+        missing = [name for name in columns if name not in schema.names]
+        if missing:
+            raise AtlasError(f"no column {', '.join(missing)} in {self.path}; columns are {', '.join(schema.names)}")
+        if not self._manifest.parts:
+            return schema.empty_table().select(columns)
+        tables = []
+        for part in self._manifest.parts:
+            part_path = self.path / part["file"]
+            present = [name for name in columns if name in pq.read_schema(part_path).names]
+            tables.append(pq.read_table(part_path, columns=present))
+        table = pa.concat_tables(tables, promote_options="permissive")
+        return table.select(columns)
+
+    # ----------------------------------------------------------------- layers
+    def add_layer(
+        self, name: str, columns: Mapping[str, Any] | pa.Table, params: Mapping[str, Any] | None = None
+    ) -> None:
+        """Store row-aligned derived columns (a projection, a clustering) with their parameters."""
+        if not LAYER_NAME.match(name):
+            raise ParameterError(f"layer name {name!r} must be letters, digits, '_', '.', '-' (at most 64)")
+        table = columns if isinstance(columns, pa.Table) else pa.table(dict(columns))
+        if table.num_rows != self.n:
+            raise ParameterError(f"layer {name!r} has {table.num_rows} rows but the Atlas has {self.n} items")
+        if "row" in table.column_names:
+            raise ParameterError(f"layer {name!r} must not have a column named 'row'; it is added for you")
+        params = json.loads(json.dumps(dict(params or {})))
+        row = pa.array(np.arange(self.n, dtype=np.int64))
+        with self.transaction():
+            file = _free_layer_file(self.path, name)
+            temporary = self.path / f"{file}.tmp-{os.getpid()}"
+            self._new_files.append(temporary)
+            pq.write_table(table.add_column(0, "row", row), temporary, compression="zstd")
+            os.replace(temporary, self.path / file)
+            self._new_files.append(self.path / file)
+            self._manifest.layers[name] = {
+                "file": file,
+                "columns": table.column_names,
+                "params": params,
+                "created": _now(),
+            }
+
+    def layer(self, name: str) -> pa.Table:
+        """The columns of layer `name`, row-aligned with the items (with a `row` column)."""
+        entry = self._manifest.layers.get(name)
+        if entry is None:
+            known = ", ".join(sorted(self._manifest.layers)) or "none yet"
+            raise AtlasError(f"no layer {name!r} in {self.path} (layers: {known}); make one with `embedscope map`")
+        return pq.read_table(self.path / entry["file"])
+
+    def layers(self) -> dict[str, dict[str, Any]]:
+        """Every layer's columns, parameters and creation time, by name."""
+        return json.loads(json.dumps(self._manifest.layers))
+
+    # ----------------------------------------------------------------- provenance
+    def record(
+        self, step: str, parameters: Mapping[str, Any], *, command: str | None = None, **extra: Any
+    ) -> None:
+        """Add a provenance entry: the step, its parameters, the command line and package versions."""
+        entry = {
+            "step": step,
+            "parameters": json.loads(json.dumps(dict(parameters), default=str)),
+            "command": command,
+            "versions": _versions(),
+            "time": _now(),
+            **extra,
+        }
+        with self.transaction():
+            self._manifest.provenance.append(entry)
+
+    # ----------------------------------------------------------------- transactions
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes into one commit; on an error nothing in the block becomes visible."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        with writer_lock(self.path):
+            self._manifest = read_manifest(self.path)
+            committed = self._manifest.copy()
+            self._depth, self._new_files = 1, []
+            try:
+                yield
+                write_manifest(self.path, self._manifest)
+            except BaseException:
+                for file in self._new_files:
+                    file.unlink(missing_ok=True)
+                self._manifest = committed
+                raise
+            finally:
+                self._depth = 0
+            self._collect_garbage()
+
+    def _collect_garbage(self) -> None:
+        keep = self._manifest.referenced_files()
+        for folder in ("items", "layers"):
+            for file in (self.path / folder).glob("*"):
+                if f"{folder}/{file.name}" not in keep:
+                    file.unlink(missing_ok=True)
+        for file in self.path.glob(".atlas.json.tmp-*"):
+            file.unlink(missing_ok=True)
+
+    # ----------------------------------------------------------------- checks
+    def _conformed_metadata(self, metadata: pa.Table | None, count: int, label: str) -> pa.Table | None:
+        if metadata is None or metadata.num_columns == 0:
+            return None
+        if metadata.num_rows != count:
+            raise VectorError(f"{label}: metadata has {metadata.num_rows} rows for {count} vectors")
+        clashing = [name for name in metadata.column_names if name in RESERVED]
+        if clashing:
+            raise AtlasError(f"{label}: metadata column {clashing[0]!r} is reserved; rename it")
+        existing = self.schema() if self._manifest.parts else pa.schema([])
+        columns = {}
+        for name in metadata.column_names:
+            column = metadata.column(name)
+            if name in existing.names and existing.field(name).type != column.type:
+                column = _cast_like(column, existing.field(name).type, name, label)
+            columns[name] = column.combine_chunks()
+        return pa.table(columns)
+
+    def _check_keys(self, ids: pa.Array, metadata: pa.Table | None, label: str) -> None:
+        frames = metadata.column(item_keys.FRAME).combine_chunks() if metadata and item_keys.FRAME in metadata.column_names else None
+        keys = item_keys.item_keys(ids, frames)
+        item_keys.check_unique(keys, label)
+        if not self._manifest.parts:
+            return
+        has_frame = item_keys.FRAME in self.schema().names
+        existing = self.table(["id", item_keys.FRAME] if has_frame else ["id"])
+        old_frames = existing.column(item_keys.FRAME).combine_chunks() if has_frame else None
+        if frames is None and old_frames is not None:
+            keys = item_keys.item_keys(ids, pa.nulls(len(ids), pa.string()))
+        elif frames is not None and old_frames is None:
+            old_frames = pa.nulls(existing.num_rows, pa.string())
+        old_keys = item_keys.item_keys(existing.column("id").combine_chunks(), old_frames)
+        item_keys.check_new(keys, old_keys, label)
+
+
+def _check_shape(dim: int, metric: str | None) -> None:
+    if not isinstance(dim, (int, np.integer)) or dim < 1:
+        raise ParameterError(f"dim must be a positive integer; got {dim!r}")
+    if metric is not None and metric not in METRICS:
+        raise ParameterError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
+
+
+def _check_vectors_shape(vectors: RowSource, dim: int, label: str) -> int:
+    shape = tuple(vectors.shape)
+    if len(shape) != 2:
+        raise VectorError(f"{label}: vectors must have shape (n, dim); got {shape}")
+    if shape[1] != dim:
+        raise VectorError(f"{label}: vectors have dim {shape[1]} but the Atlas has dim {dim}")
+    if not (np.issubdtype(vectors.dtype, np.number) and not np.issubdtype(vectors.dtype, np.complexfloating)):
+        raise VectorError(f"{label}: vectors must be real numbers; got {vectors.dtype}")
+    return shape[0]
+
+
+def _cast_like(column: pa.ChunkedArray, target: pa.DataType, name: str, label: str) -> pa.ChunkedArray:
+    try:
+        return column.cast(target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise AtlasError(
+            f"{label}: column {name!r} is {column.type} but the Atlas holds {target}; make the types agree"
+        ) from None
+
+
+def _free_layer_file(path: Path, name: str) -> str:
+    candidate, version = f"layers/{name}.parquet", 1
+    while (path / candidate).exists():
+        version += 1
+        candidate = f"layers/{name}.v{version}.parquet"
+    return candidate
+
+
+def _new_staging_folder(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.building-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    staging = path.parent / f".{path.name}.building-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    for folder in FOLDERS:
+        (staging / folder).mkdir()
+    (staging / LOCK_NAME).touch()
+    return staging
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _versions() -> dict[str, str]:
+    from embedscope import __version__
+
+    return {
+        "embedscope": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pyarrow": pa.__version__,
+    }
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _ignore(_: int) -> None:
+    return None

@@ -13,7 +13,7 @@ import re
 import shutil
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -302,20 +302,19 @@ class Atlas:
         return pa.table(columns)
 
     def _check_keys(self, ids: pa.Array, metadata: pa.Table | None, label: str) -> None:
-        frames = metadata.column(item_keys.FRAME).combine_chunks() if metadata and item_keys.FRAME in metadata.column_names else None
-        keys = item_keys.item_keys(ids, frames)
+        frames = _frames(metadata)
+        existing = self.table(["id", item_keys.FRAME] if item_keys.FRAME in self.schema().names else ["id"])
+        sequence = frames is not None or item_keys.FRAME in existing.column_names
+        keys = item_keys.item_keys(ids, frames, sequence)
         item_keys.check_unique(keys, label)
-        if not self._manifest.parts:
-            return
-        has_frame = item_keys.FRAME in self.schema().names
-        existing = self.table(["id", item_keys.FRAME] if has_frame else ["id"])
-        old_frames = existing.column(item_keys.FRAME).combine_chunks() if has_frame else None
-        if frames is None and old_frames is not None:
-            keys = item_keys.item_keys(ids, pa.nulls(len(ids), pa.string()))
-        elif frames is not None and old_frames is None:
-            old_frames = pa.nulls(existing.num_rows, pa.string())
-        old_keys = item_keys.item_keys(existing.column("id").combine_chunks(), old_frames)
+        old_keys = item_keys.item_keys(existing.column("id").combine_chunks(), _frames(existing), sequence)
         item_keys.check_new(keys, old_keys, label)
+
+
+def _frames(table: pa.Table | None) -> pa.Array | None:
+    if table is None or item_keys.FRAME not in table.column_names:
+        return None
+    return table.column(item_keys.FRAME).combine_chunks()
 
 
 def _check_shape(dim: int, metric: str | None) -> None:
@@ -390,7 +389,7 @@ def _versions() -> dict[str, str]:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _ignore(_: int) -> None:

@@ -34,11 +34,11 @@ def as_ids(values: pa.Array | pa.ChunkedArray, label: str) -> pa.Array:
     return ids
 
 
-def item_keys(ids: pa.Array, frames: pa.Array | None) -> pa.Array:
-    """The key that must be unique: the id, or frame and id together in a sequence."""
-    if frames is None:
+def item_keys(ids: pa.Array, frames: pa.Array | None, sequence: bool) -> pa.Array:
+    """The key that must be unique: the id, or frame and id together in a sequence Atlas."""
+    if not sequence:
         return ids
-    frame_text = pc.cast(frames, pa.string()).fill_null("")
+    frame_text = pa.repeat("", len(ids)) if frames is None else pc.cast(frames, pa.string()).fill_null("")
     return pc.binary_join_element_wise(frame_text, ids, "\x1f")
 
 

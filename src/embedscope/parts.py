@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from embedscope.errors import AtlasError, VectorError
+from embedscope.formats.vector_files import RowSource
 from embedscope.parquet_pages import read_float_column
 
 ROW_GROUP_ROWS = 65_536
@@ -23,14 +24,6 @@ PART_BYTES = 512 * 2**20
 PAGE_BYTES = 16 * 2**20
 SHOWN_BAD_ROWS = 5
 
-
-class RowSource(Protocol):
-    """Rows of a 2-D array that can be sliced lazily: ndarray, memmap, or an h5 dataset view."""
-
-    shape: tuple[int, ...]
-    dtype: np.dtype
-
-    def __getitem__(self, index: slice) -> np.ndarray: ...
 
 
 def part_name(number: int) -> str:

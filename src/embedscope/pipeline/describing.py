@@ -1,0 +1,25 @@
+"""What an Atlas holds, as plain data for `embedscope info` and for scripts (`--json`).
+
+Reads only the manifest and the Parquet footers, so it is instant on any size of Atlas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from embedscope.atlas import Atlas
+
+
+def describe(atlas: Atlas) -> dict[str, Any]:
+    """Items, dim, metric, columns with types, layers with parameters, provenance, size on disk."""
+    schema = atlas.schema()
+    return {
+        "path": str(atlas.path),
+        "items": atlas.n,
+        "dim": atlas.dim,
+        "metric": atlas.metric,
+        "columns": {field.name: str(field.type) for field in schema},
+        "layers": atlas.layers(),
+        "provenance": atlas.provenance,
+        "size_bytes": atlas.size_on_disk(),
+    }

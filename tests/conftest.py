@@ -1,0 +1,64 @@
+"""Shared fixtures: run the real CLI in-process or as a subprocess, and write input files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedscope.cli.main import app
+from embedscope.cli.runner import run_app
+
+
+@dataclass
+class Result:
+    """Exit code and the two output streams of one command."""
+
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """Run `embedscope ARGS...` in this process through the real entry point."""
+
+    def invoke(*args: object) -> Result:
+        capsys.readouterr()
+        try:
+            run_app(app, [str(arg) for arg in args])
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        else:
+            code = 0
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return invoke
+
+
+def run_process(*args: object, **kwargs) -> subprocess.CompletedProcess[str]:
+    """Run `python -m embedscope ARGS...` as a separate process."""
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "embedscope", *map(str, args)],
+        capture_output=True, text=True, env=env, timeout=300, **kwargs,
+    )
+
+
+@pytest.fixture
+def vectors_file(tmp_path: Path):
+    """Write an (n, dim) float32 .npy of seeded random vectors and return (path, array)."""
+
+    def write(n: int = 50, dim: int = 8, name: str = "vectors.npy", seed: int = 0):
+        array = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+        path = tmp_path / name
+        np.save(path, array)
+        return path, array
+
+    return write

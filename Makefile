@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Every target sets itself up first;
+# setup is idempotent and takes a second once done.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+CONSTRAINTS := -c constraints.txt
+STAMP := $(VENV)/.installed
+DEMO := demo
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+# torch first, from the pinned CPU build; every later pip call passes the same constraints.
+$(STAMP): pyproject.toml constraints.txt .ci/install-chromium
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet $(CONSTRAINTS) torch==2.13.0
+	$(PIP) install --quiet $(CONSTRAINTS) -e ".[all,dev]"
+	@bash .ci/install-chromium
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/python -m embedscope.datasets $(DEMO)
+	$(BIN)/embedscope import $(DEMO)/vectors.npy --meta $(DEMO)/metadata.csv --on id --metric euclidean \
+		-o $(DEMO)/demo.atlas --force
+	$(BIN)/embedscope info $(DEMO)/demo.atlas
+
+test: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/foundation.py
+
+clean:
+	rm -rf $(VENV) $(DEMO) .pytest_cache .hypothesis

@@ -62,3 +62,23 @@ def vectors_file(tmp_path: Path):
         return path, array
 
     return write
+
+
+def save_as_if_on_gpu(array: np.ndarray, path: Path) -> None:
+    """`torch.save` a tensor whose file says it lives on cuda:0, as a GPU training run writes it.
+
+    The storage location string in data.pkl is rewritten; torch itself then refuses to load the
+    file on a machine without a GPU unless given map_location.
+    """
+    import zipfile
+
+    import torch
+
+    torch.save(torch.from_numpy(array), path)
+    with zipfile.ZipFile(path) as source:
+        entries = [(info, source.read(info)) for info in source.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as target:
+        for info, data in entries:
+            if info.filename.endswith("data.pkl"):
+                data = data.replace(b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0")
+            target.writestr(info.filename, data)

@@ -95,6 +95,28 @@ def test_nan_rows_are_named_and_nothing_is_written(tmp_path: Path) -> None:
     assert sorted(path.name for path in (atlas.path / "items").iterdir()) == ["part-00000.parquet"]
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    rows=st.integers(1, 200),
+    bad=st.lists(st.tuples(st.integers(0, 199), st.integers(0, 3), st.sampled_from([np.nan, np.inf, -np.inf]))),
+)
+def test_every_bad_row_is_counted_and_the_first_are_named(tmp_path_factory, rows, bad) -> None:
+    vectors = np.random.default_rng(rows).normal(size=(rows, 4))
+    for row, column, value in bad:
+        vectors[row % rows, column] = value
+    atlas = Atlas.create(tmp_path_factory.mktemp("v") / "a.atlas", 4)
+    expected = sorted({row % rows for row, _, _ in bad})
+    if not expected:
+        atlas.append(vectors)
+        assert atlas.n == rows
+        return
+    with pytest.raises(VectorError) as error:
+        atlas.append(vectors, label="x.npy")
+    shown = ", ".join(str(row) for row in expected[:5])
+    assert f"x.npy: {len(expected)} vector(s) contain NaN or inf (rows {shown}" in str(error.value)
+    assert Atlas.open(atlas.path).n == 0
+
+
 def test_values_that_overflow_float32_are_refused(tmp_path: Path) -> None:
     atlas = Atlas.create(tmp_path / "a.atlas", 2)
     with pytest.raises(VectorError, match="rows 1"):

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from conftest import run_process
+from conftest import run_process, save_as_if_on_gpu
 from embedscope import Atlas
 
 
@@ -112,6 +112,37 @@ def test_other_formats_import_with_their_options(cli, tmp_path) -> None:
         np.testing.assert_array_equal(Atlas.open(tmp_path / f"{name}.atlas").vectors(), vectors)
     assert Atlas.open(tmp_path / "npz.atlas").table(["name"]).column("name").to_pylist()[1] == "tomo1"
     assert Atlas.open(tmp_path / "parquet.atlas").table(["id"]).column("id").to_pylist()[0] == "k0"
+
+
+def test_prismpyp_inference_folder_imports_without_a_gpu(cli, tmp_path) -> None:
+    """prismPYP writes embeddings.pth from the GPU in .micrographs order, metadata in a CSV."""
+    names = [f"25jan01a_{i:04d}_patch_aligned" for i in range(20)]
+    vectors = np.random.default_rng(5).normal(size=(20, 512)).astype(np.float32)
+    save_as_if_on_gpu(vectors, tmp_path / "embeddings.pth")
+    (tmp_path / "all_micrographs_list.micrographs").write_text("\n".join(names) + "\n")
+    write_csv(
+        tmp_path / "micrograph_metadata.csv",
+        {"micrograph_name": names[::-1], "ctf_fit": np.linspace(3, 8, 20), "num_particles": np.arange(20)},
+    )
+    result = cli(
+        "import", tmp_path / "embeddings.pth", "--ids", tmp_path / "all_micrographs_list.micrographs",
+        "--meta", tmp_path / "micrograph_metadata.csv", "--on", "micrograph_name", "--metric", "cosine",
+        "-o", tmp_path / "real.atlas",
+    )
+    assert result.code == 0, result.err
+    atlas = Atlas.open(tmp_path / "real.atlas")
+    np.testing.assert_array_equal(atlas.vectors(), vectors)
+    table = atlas.table()
+    assert table.column("id").to_pylist() == names
+    assert table.column("num_particles").to_pylist() == list(range(19, -1, -1))
+
+
+def test_quiet_prints_no_progress(cli, tmp_path, vectors_file) -> None:
+    path, _ = vectors_file(n=10)
+    loud = cli("import", path, "-o", tmp_path / "a.atlas")
+    assert "import vectors.npy" in loud.err
+    quiet = cli("import", path, "-o", tmp_path / "b.atlas", "--quiet")
+    assert quiet.code == 0 and quiet.err == "" and "imported 10 vectors" in quiet.out
 
 
 def test_ids_file(cli, tmp_path, vectors_file) -> None:

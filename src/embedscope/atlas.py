@@ -21,14 +21,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from embedscope import item_keys
+from embedscope import item_checks
 from embedscope.errors import AtlasError, ParameterError, VectorError
 from embedscope.locking import LOCK_NAME, writer_lock
 from embedscope.manifest import METRICS, Manifest, read_manifest, sync_directory, write_manifest
 from embedscope.parts import RowSource, read_part_vectors, read_rows_vectors, vector_type, write_parts
 
 FOLDERS = ("items", "layers", "graph", "thumbs")
-RESERVED = ("row", "id", "vector")
 LAYER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -147,11 +146,12 @@ class Atlas:
         Everything is checked before the new rows become visible: shape, NaN/inf (named by row
         of `label`), missing or repeated ids, and metadata types that clash with the Atlas.
         """
-        count = _check_vectors_shape(vectors, self.dim, label)
+        count = item_checks.check_vectors_shape(vectors, self.dim, label)
         with self.transaction():
             first = self.n
-            ids = item_keys.generated_ids(first, first + count) if ids is None else item_keys.as_ids(ids, label)
-            metadata = self._conformed_metadata(metadata, count, label)
+            ids = item_checks.generated_ids(first, first + count) if ids is None else item_checks.as_ids(ids, label)
+            existing = self.schema() if self._manifest.parts else None
+            metadata = item_checks.conformed_metadata(metadata, count, existing, label)
             if len(ids) != count:
                 raise VectorError(f"{label}: {len(ids)} ids for {count} vectors; give one id per vector")
             self._check_keys(ids, metadata, label)
@@ -284,37 +284,20 @@ class Atlas:
             file.unlink(missing_ok=True)
 
     # ----------------------------------------------------------------- checks
-    def _conformed_metadata(self, metadata: pa.Table | None, count: int, label: str) -> pa.Table | None:
-        if metadata is None or metadata.num_columns == 0:
-            return None
-        if metadata.num_rows != count:
-            raise VectorError(f"{label}: metadata has {metadata.num_rows} rows for {count} vectors")
-        clashing = [name for name in metadata.column_names if name in RESERVED]
-        if clashing:
-            raise AtlasError(f"{label}: metadata column {clashing[0]!r} is reserved; rename it")
-        existing = self.schema() if self._manifest.parts else pa.schema([])
-        columns = {}
-        for name in metadata.column_names:
-            column = metadata.column(name)
-            if name in existing.names and existing.field(name).type != column.type:
-                column = _cast_like(column, existing.field(name).type, name, label)
-            columns[name] = column.combine_chunks()
-        return pa.table(columns)
-
     def _check_keys(self, ids: pa.Array, metadata: pa.Table | None, label: str) -> None:
         frames = _frames(metadata)
-        existing = self.table(["id", item_keys.FRAME] if item_keys.FRAME in self.schema().names else ["id"])
-        sequence = frames is not None or item_keys.FRAME in existing.column_names
-        keys = item_keys.item_keys(ids, frames, sequence)
-        item_keys.check_unique(keys, label)
-        old_keys = item_keys.item_keys(existing.column("id").combine_chunks(), _frames(existing), sequence)
-        item_keys.check_new(keys, old_keys, label)
+        existing = self.table(["id", item_checks.FRAME] if item_checks.FRAME in self.schema().names else ["id"])
+        sequence = frames is not None or item_checks.FRAME in existing.column_names
+        keys = item_checks.item_keys(ids, frames, sequence)
+        item_checks.check_unique(keys, label)
+        old_keys = item_checks.item_keys(existing.column("id").combine_chunks(), _frames(existing), sequence)
+        item_checks.check_new(keys, old_keys, label)
 
 
 def _frames(table: pa.Table | None) -> pa.Array | None:
-    if table is None or item_keys.FRAME not in table.column_names:
+    if table is None or item_checks.FRAME not in table.column_names:
         return None
-    return table.column(item_keys.FRAME).combine_chunks()
+    return table.column(item_checks.FRAME).combine_chunks()
 
 
 def _check_shape(dim: int, metric: str | None) -> None:
@@ -322,26 +305,6 @@ def _check_shape(dim: int, metric: str | None) -> None:
         raise ParameterError(f"dim must be a positive integer; got {dim!r}")
     if metric is not None and metric not in METRICS:
         raise ParameterError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
-
-
-def _check_vectors_shape(vectors: RowSource, dim: int, label: str) -> int:
-    shape = tuple(vectors.shape)
-    if len(shape) != 2:
-        raise VectorError(f"{label}: vectors must have shape (n, dim); got {shape}")
-    if shape[1] != dim:
-        raise VectorError(f"{label}: vectors have dim {shape[1]} but the Atlas has dim {dim}")
-    if not (np.issubdtype(vectors.dtype, np.number) and not np.issubdtype(vectors.dtype, np.complexfloating)):
-        raise VectorError(f"{label}: vectors must be real numbers; got {vectors.dtype}")
-    return shape[0]
-
-
-def _cast_like(column: pa.ChunkedArray, target: pa.DataType, name: str, label: str) -> pa.ChunkedArray:
-    try:
-        return column.cast(target)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise AtlasError(
-            f"{label}: column {name!r} is {column.type} but the Atlas holds {target}; make the types agree"
-        ) from None
 
 
 def _free_layer_file(path: Path, name: str) -> str:

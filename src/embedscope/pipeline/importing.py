@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from embedscope import item_keys
+from embedscope import item_checks
 from embedscope.atlas import Atlas
 from embedscope.errors import InputError, ParameterError, VectorError
 from embedscope.formats.vector_files import VectorFile, read_ids, read_vectors
@@ -136,7 +136,7 @@ def _check_fits(atlas: Atlas, dim: int, metric: str | None) -> None:
 def _ids_per_file(files: list[VectorFile], ids_file: Path | None, first_row: int, framed: bool) -> list[pa.Array]:
     counts = [file.vectors.shape[0] for file in files]
     if ids_file is not None:
-        ids = item_keys.as_ids(read_ids(ids_file), str(ids_file))
+        ids = item_checks.as_ids(read_ids(ids_file), str(ids_file))
         if len(ids) != sum(counts):
             raise InputError(f"{ids_file} holds {len(ids)} ids but the inputs hold {sum(counts)} vectors")
         offsets = np.cumsum([0, *counts])
@@ -144,11 +144,11 @@ def _ids_per_file(files: list[VectorFile], ids_file: Path | None, first_row: int
     result, row = [], first_row
     for file, count in zip(files, counts):
         if file.ids is not None:
-            result.append(item_keys.as_ids(file.ids, str(file.path)))
+            result.append(item_checks.as_ids(file.ids, str(file.path)))
         elif framed:
-            result.append(item_keys.generated_ids(0, count))
+            result.append(item_checks.generated_ids(0, count))
         else:
-            result.append(item_keys.generated_ids(row, row + count))
+            result.append(item_checks.generated_ids(row, row + count))
         row += count
     return result
 
@@ -175,7 +175,7 @@ def _joined(
     if on not in table.column_names:
         raise InputError(f"{source} has no column {on!r} for --on; its columns are {', '.join(table.column_names)}")
     keys = pc.cast(table.column(on), pa.string()).combine_chunks()
-    item_keys.check_unique(keys.drop_null(), f"{source} column {on!r}")
+    item_checks.check_unique(keys.drop_null(), f"{source} column {on!r}")
     extra = table.drop_columns([on])
     joined, used = [], []
     for file_metadata, file_ids in zip(metadata, ids):
@@ -221,8 +221,8 @@ def _check_keys_across(ids: list[pa.Array], metadata: list[pa.Table | None]) -> 
                 for table, file_ids in zip(metadata, ids)
             ]
         )
-    keys = item_keys.item_keys(pa.concat_arrays(ids), frames, frames is not None)
-    item_keys.check_unique(keys, "the inputs together")
+    keys = item_checks.item_keys(pa.concat_arrays(ids), frames, frames is not None)
+    item_checks.check_unique(keys, "the inputs together")
 
 
 @contextmanager

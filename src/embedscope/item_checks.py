@@ -1,6 +1,7 @@
-"""Item keys: ids are unique within a frame, so a sequence Atlas holds the same id once per frame.
+"""Checks on new items before they are written: vector shape, ids and metadata types.
 
-Checks run on whole Arrow arrays (hash-based), before anything is written.
+Ids are unique within a frame, so a sequence Atlas holds the same id once per frame; the checks run
+on whole Arrow arrays (hash-based), never row by row.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from embedscope.errors import VectorError
+from embedscope.errors import AtlasError, VectorError
+from embedscope.formats.vector_files import RowSource
 
 SHOWN_KEYS = 3
 FRAME = "frame"
+RESERVED = ("row", "id", "vector")
 
 
 def generated_ids(start: int, stop: int) -> pa.Array:
@@ -63,6 +66,47 @@ def check_new(keys: pa.Array, existing: pa.Array, label: str) -> None:
             f"{label}: {len(clashing)} id(s) are already in the Atlas ({_shown(clashing)}); "
             "use other ids, or tag the items with a frame or group"
         )
+
+
+def check_vectors_shape(vectors: RowSource, dim: int, label: str) -> int:
+    """The number of vectors, after checking they are an (n, dim) array of real numbers."""
+    shape = tuple(vectors.shape)
+    if len(shape) != 2:
+        raise VectorError(f"{label}: vectors must have shape (n, dim); got {shape}")
+    if shape[1] != dim:
+        raise VectorError(f"{label}: vectors have dim {shape[1]} but the Atlas has dim {dim}")
+    if not (np.issubdtype(vectors.dtype, np.number) and not np.issubdtype(vectors.dtype, np.complexfloating)):
+        raise VectorError(f"{label}: vectors must be real numbers; got {vectors.dtype}")
+    return shape[0]
+
+
+def conformed_metadata(
+    metadata: pa.Table | None, count: int, existing: pa.Schema | None, label: str
+) -> pa.Table | None:
+    """Metadata with one row per vector, no reserved names, and the Atlas's types where it has them."""
+    if metadata is None or metadata.num_columns == 0:
+        return None
+    if metadata.num_rows != count:
+        raise VectorError(f"{label}: metadata has {metadata.num_rows} rows for {count} vectors")
+    clashing = [name for name in metadata.column_names if name in RESERVED]
+    if clashing:
+        raise AtlasError(f"{label}: metadata column {clashing[0]!r} is reserved; rename it")
+    columns = {}
+    for name in metadata.column_names:
+        column = metadata.column(name)
+        if existing is not None and name in existing.names and existing.field(name).type != column.type:
+            column = _cast_like(column, existing.field(name).type, name, label)
+        columns[name] = column.combine_chunks()
+    return pa.table(columns)
+
+
+def _cast_like(column: pa.ChunkedArray, target: pa.DataType, name: str, label: str) -> pa.ChunkedArray:
+    try:
+        return column.cast(target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise AtlasError(
+            f"{label}: column {name!r} is {column.type} but the Atlas holds {target}; make the types agree"
+        ) from None
 
 
 def _shown(keys: pa.Array) -> str:

@@ -248,3 +248,25 @@ def test_a_second_writer_is_refused_while_one_writes(tmp_path: Path) -> None:
                 pass
     other.append(np.zeros((1, 2)))  # sees the first writer's commit
     assert Atlas.open(atlas.path).table(["id"]).column("id").to_pylist() == ["0", "1"]
+
+
+def test_graphs_are_cached_reused_for_smaller_k_and_dropped_when_items_change(tmp_path: Path) -> None:
+    from embedscope.neighbors import knn_graph
+
+    atlas = Atlas.create(tmp_path / "a.atlas", 4)
+    vectors = np.random.default_rng(0).normal(size=(200, 4)).astype(np.float32)
+    atlas.append(vectors)
+    graph = knn_graph(vectors, 15, "cosine")
+    atlas.save_graph(graph, "raw")
+    reopened = Atlas.open(atlas.path)
+    cached = reopened.graph(10, "cosine", "raw")
+    np.testing.assert_array_equal(cached.indices, graph.indices[:, :10])
+    np.testing.assert_array_equal(cached.distances, graph.distances[:, :10])
+    assert reopened.graph(20, "cosine", "raw") is None
+    assert reopened.graph(10, "euclidean", "raw") is None
+    assert reopened.graph(10, "cosine", "pca50") is None
+    reopened.append(np.zeros((1, 4)))
+    assert Atlas.open(atlas.path).graph(10, "cosine", "raw") is None
+    assert list((atlas.path / "graph").iterdir()) == []
+    with pytest.raises(ParameterError, match="does not fit"):
+        reopened.save_graph(graph, "raw")

@@ -21,10 +21,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from embedscope import item_checks
+from embedscope import graph_store, item_checks
 from embedscope.errors import AtlasError, ParameterError, VectorError
 from embedscope.locking import LOCK_NAME, writer_lock
 from embedscope.manifest import METRICS, Manifest, read_manifest, sync_directory, write_manifest
+from embedscope.neighbors import KnnGraph
 from embedscope.parts import RowSource, read_part_vectors, read_rows_vectors, vector_type, write_parts
 
 FOLDERS = ("items", "layers", "graph", "thumbs")
@@ -162,6 +163,7 @@ class Atlas:
             self._manifest.parts += entries
             self._manifest.next_part += len(entries)
             self._manifest.n += count
+            self._manifest.graphs = {}  # graphs of the old items no longer hold
         return range(first, first + count)
 
     def vectors(self, rows: np.ndarray | list[int] | None = None) -> np.ndarray:
@@ -206,7 +208,7 @@ class Atlas:
         params = json.loads(json.dumps(dict(params or {})))
         row = pa.array(np.arange(self.n, dtype=np.int64))
         with self.transaction():
-            file = _free_layer_file(self.path, name)
+            file = graph_store.free_name(self.path, "layers", name, ".parquet")
             temporary = self.path / f"{file}.tmp-{os.getpid()}"
             self._new_files.append(temporary)
             pq.write_table(table.add_column(0, "row", row), temporary, compression="zstd")
@@ -230,6 +232,22 @@ class Atlas:
     def layers(self) -> dict[str, dict[str, Any]]:
         """Every layer's columns, parameters and creation time, by name."""
         return json.loads(json.dumps(self._manifest.layers))
+
+    # ----------------------------------------------------------------- neighbour graphs
+    def save_graph(self, graph: KnnGraph, space: str) -> None:
+        """Cache a kNN graph of every item, computed in `space` ("raw" or a reduction's name)."""
+        if len(graph.indices) != self.n:
+            raise ParameterError(f"a graph of {len(graph.indices)} items does not fit an Atlas of {self.n}")
+        key = graph_store.graph_key(graph.metric, space, graph.k)
+        with self.transaction():
+            entry = graph_store.write_graph(self.path, key, graph, space)
+            self._new_files += [self.path / name for name in entry["files"].values()]
+            self._manifest.graphs[key] = entry
+
+    def graph(self, k: int, metric: str, space: str) -> KnnGraph | None:
+        """A cached graph with at least k neighbours in that metric and space, cut to k; else None."""
+        entry = graph_store.best_cached(self._manifest.graphs, metric, space, k)
+        return None if entry is None else graph_store.read_graph(self.path, entry, k)
 
     # ----------------------------------------------------------------- provenance
     def record(
@@ -276,7 +294,7 @@ class Atlas:
 
     def _collect_garbage(self) -> None:
         keep = self._manifest.referenced_files()
-        for folder in ("items", "layers"):
+        for folder in ("items", "layers", "graph"):
             for file in (self.path / folder).glob("*"):
                 if f"{folder}/{file.name}" not in keep:
                     file.unlink(missing_ok=True)
@@ -306,13 +324,6 @@ def _check_shape(dim: int, metric: str | None) -> None:
     if metric is not None and metric not in METRICS:
         raise ParameterError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
 
-
-def _free_layer_file(path: Path, name: str) -> str:
-    candidate, version = f"layers/{name}.parquet", 1
-    while (path / candidate).exists():
-        version += 1
-        candidate = f"layers/{name}.v{version}.parquet"
-    return candidate
 
 
 def _new_staging_folder(path: Path) -> Path:

@@ -23,7 +23,7 @@ METRICS = ("cosine", "euclidean")
 
 @dataclass
 class Manifest:
-    """What an Atlas holds: item count, dimension, part files, layers and provenance."""
+    """What an Atlas holds: item count, dimension, part files, layers, cached graphs and provenance."""
 
     dim: int
     metric: str | None = None
@@ -31,6 +31,7 @@ class Manifest:
     parts: list[dict[str, Any]] = field(default_factory=list)
     next_part: int = 0
     layers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    graphs: dict[str, dict[str, Any]] = field(default_factory=dict)
     provenance: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -44,6 +45,7 @@ class Manifest:
             "parts": self.parts,
             "next_part": self.next_part,
             "layers": self.layers,
+            "graphs": self.graphs,
             "provenance": self.provenance,
         }
 
@@ -55,6 +57,7 @@ class Manifest:
         """Paths (relative to the Atlas) of every data file the manifest names."""
         files = {part["file"] for part in self.parts}
         files.update(layer["file"] for layer in self.layers.values())
+        files.update(name for graph in self.graphs.values() for name in graph["files"].values())
         return files
 
 
@@ -110,6 +113,7 @@ def _manifest_from_json(data: Any, path: Path) -> Manifest:
             parts=list(data["parts"]),
             next_part=int(data["next_part"]),
             layers=dict(data["layers"]),
+            graphs=dict(data.get("graphs", {})),
             provenance=list(data["provenance"]),
         )
     except (KeyError, TypeError, ValueError) as error:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pytest
 
 from embedscope.cli.main import app
@@ -82,3 +84,19 @@ def save_as_if_on_gpu(array: np.ndarray, path: Path) -> None:
             if info.filename.endswith("data.pkl"):
                 data = data.replace(b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0")
             target.writestr(info.filename, data)
+
+
+def write_csv(path: Path, columns: dict) -> Path:
+    """Write columns as a CSV file and return its path."""
+    pacsv.write_csv(pa.table(columns), path)
+    return path
+
+def assert_one_line_error(result: Result, *fragments: str) -> None:
+    """The command failed with exit 1 and one `error:` line holding every fragment, no traceback."""
+    assert result.code == 1, result
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]

@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from conftest import run_process, save_as_if_on_gpu
 from embedscope import Atlas
 
-
-def write_csv(path: Path, columns: dict) -> Path:
-    pacsv.write_csv(pa.table(columns), path)
-    return path
-
-
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.code == 1, result
-    lines = result.err.strip().splitlines()
-    assert len(lines) == 1, result.err
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+from conftest import assert_one_line_error, run_process, save_as_if_on_gpu, write_csv
 
 
 def test_npy_with_metadata_joined_by_id(cli, tmp_path, vectors_file) -> None:

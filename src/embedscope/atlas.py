@@ -198,8 +198,7 @@ class Atlas:
         self, name: str, columns: Mapping[str, Any] | pa.Table, params: Mapping[str, Any] | None = None
     ) -> None:
         """Store row-aligned derived columns (a projection, a clustering) with their parameters."""
-        if not LAYER_NAME.match(name):
-            raise ParameterError(f"layer name {name!r} must be letters, digits, '_', '.', '-' (at most 64)")
+        check_layer_name(name)
         table = columns if isinstance(columns, pa.Table) else pa.table(dict(columns))
         if table.num_rows != self.n:
             raise ParameterError(f"layer {name!r} has {table.num_rows} rows but the Atlas has {self.n} items")
@@ -316,6 +315,12 @@ def _frames(table: pa.Table | None) -> pa.Array | None:
     if table is None or item_checks.FRAME not in table.column_names:
         return None
     return table.column(item_checks.FRAME).combine_chunks()
+
+
+def check_layer_name(name: str) -> None:
+    """Refuse layer names that are not safe file names (so a step can fail before it computes)."""
+    if not LAYER_NAME.match(name):
+        raise ParameterError(f"layer name {name!r} must be letters, digits, '_', '.', '-' (at most 64)")
 
 
 def _check_shape(dim: int, metric: str | None) -> None:

@@ -102,6 +102,92 @@ def info(
         render_description(description, stdout)
 
 
+@app.command("map")
+def map_(
+    atlas: Annotated[Path, typer.Argument(help="The Atlas folder.")],
+    method: Annotated[str, typer.Option(help="umap, tsne, pca or phate.")] = "umap",
+    dims: Annotated[int, typer.Option(help="2 or 3.")] = 2,
+    metric: Annotated[str | None, typer.Option(help="cosine or euclidean (default: the Atlas's).")] = None,
+    neighbors: Annotated[int, typer.Option("--neighbors", help="Neighbours for UMAP and PHATE.")] = 15,
+    min_dist: Annotated[float, typer.Option(help="UMAP's minimum distance between points.")] = 0.1,
+    perplexity: Annotated[float, typer.Option(help="t-SNE's perplexity.")] = 30.0,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same map.")] = 0,
+    name: Annotated[str | None, typer.Option(help="Layer name (default: the method, e.g. umap or umap3d).")] = None,
+    engine: Annotated[str, typer.Option(help="fast (ours) or reference (umap-learn / openTSNE).")] = "fast",
+    pca_dims: Annotated[
+        int | None, typer.Option(help="Reduce with PCA first (default: to 50 above 100 dims; 0: never).")
+    ] = None,
+    max_fit: Annotated[int, typer.Option(help="Above this many items, fit on a sample and place the rest.")] = 200_000,
+    score: Annotated[bool, typer.Option("--score", help="Also compute trustworthiness and kNN recall.")] = False,
+) -> None:
+    """Project the vectors to a 2D or 3D map and store it as a layer."""
+    from embedscope.atlas import Atlas
+    from embedscope.pipeline import map_atlas
+
+    report = map_atlas(
+        Atlas.open(atlas), method, dims=dims, metric=metric, n_neighbors=neighbors, min_dist=min_dist,
+        perplexity=perplexity, seed=seed, engine=engine, pca_dims=pca_dims, max_fit=max_fit, name=name,
+        score=score, reporter=session.reporter(), command=session.command,
+    )
+    typer.echo(f"wrote layer {report.layer} ({dims}D, {report.params['method']}) in {report.seconds:.1f} s")
+    for key, value in report.scores.items():
+        typer.echo(f"  {key}: {value:.4f}")
+
+
+@app.command()
+def cluster(
+    atlas: Annotated[Path, typer.Argument(help="The Atlas folder.")],
+    method: Annotated[str, typer.Option(help="kmeans, spectral, hdbscan, leiden or overcluster.")] = "kmeans",
+    k: Annotated[int | None, typer.Option("--k", help="Number of clusters (upper bound with --estimate-k).")] = None,
+    estimate_k: Annotated[bool, typer.Option("--estimate-k", help="Spectral: choose k by the eigengap.")] = False,
+    spherical: Annotated[bool, typer.Option("--spherical", help="k-means on directions (cosine).")] = False,
+    min_cluster_size: Annotated[int | None, typer.Option(help="HDBSCAN's smallest cluster.")] = None,
+    resolution: Annotated[float, typer.Option(help="Leiden's resolution; higher gives more clusters.")] = 1.0,
+    neighbors: Annotated[int, typer.Option("--neighbors", help="Neighbours of the graph (spectral, leiden).")] = 10,
+    metric: Annotated[str | None, typer.Option(help="cosine or euclidean (default: the Atlas's).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same clusters.")] = 0,
+    on_layer: Annotated[str | None, typer.Option(help="Cluster a map layer's positions, not the vectors.")] = None,
+    pca_dims: Annotated[
+        int | None, typer.Option(help="Reduce with PCA first (default: to 50 above 100 dims; 0: never).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Layer name (default: the method).")] = None,
+) -> None:
+    """Cluster the vectors (or a map layer) and store the labels as a layer."""
+    from embedscope.atlas import Atlas
+    from embedscope.pipeline import cluster_atlas
+
+    report = cluster_atlas(
+        Atlas.open(atlas), method, k=k, estimate_k=estimate_k, spherical=spherical,
+        min_cluster_size=min_cluster_size, resolution=resolution, n_neighbors=neighbors, metric=metric,
+        seed=seed, on_layer=on_layer, pca_dims=pca_dims, name=name, reporter=session.reporter(),
+        command=session.command,
+    )
+    typer.echo(f"wrote layer {report.layer}: {report.n_clusters} clusters ({method}) in {report.seconds:.1f} s")
+
+
+@app.command()
+def quality(
+    atlas: Annotated[Path, typer.Argument(help="The Atlas folder.")],
+    layer: Annotated[str, typer.Option(help="The map or clustering layer to score.")],
+    labels: Annotated[str | None, typer.Option(help="A column of known labels to score against.")] = None,
+    k: Annotated[int, typer.Option("--k", help="Neighbours for trustworthiness, recall and accuracy.")] = 10,
+    sample: Annotated[int, typer.Option(help="Points sampled for the scores.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the sample.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Score a map (trustworthiness, kNN recall, kNN accuracy) or a clustering (silhouette, ARI, NMI)."""
+    from embedscope.atlas import Atlas
+    from embedscope.pipeline import assess_layer
+
+    scores = assess_layer(Atlas.open(atlas), layer, labels=labels, k=k, sample=sample, seed=seed)
+    if as_json:
+        typer.echo(json.dumps(scores, indent=2))
+        return
+    for key, value in scores.items():
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        typer.echo(f"{key:>22}  {shown}")
+
+
 def run() -> None:
     """Entry point of the `embedscope` console script."""
     run_app(app)

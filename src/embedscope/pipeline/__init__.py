@@ -4,7 +4,19 @@ Each reads arrays from an Atlas, calls the algorithms and writes results with pr
 the server and the compatibility commands all call these and repeat none of this glue.
 """
 
+from embedscope.pipeline.assessing import assess_layer
+from embedscope.pipeline.clustering import ClusterReport, cluster_atlas
 from embedscope.pipeline.describing import describe
 from embedscope.pipeline.importing import ImportReport, import_vectors
+from embedscope.pipeline.mapping import MapReport, map_atlas
 
-__all__ = ["ImportReport", "describe", "import_vectors"]
+__all__ = [
+    "ClusterReport",
+    "ImportReport",
+    "MapReport",
+    "assess_layer",
+    "cluster_atlas",
+    "describe",
+    "import_vectors",
+    "map_atlas",
+]

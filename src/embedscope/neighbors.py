@@ -41,7 +41,7 @@ class KnnGraph:
 
     def first(self, k: int) -> KnnGraph:
         """The same graph cut to the k nearest neighbours (k at most this graph's k)."""
-        if k > self.k:
+        if not 1 <= k <= self.k:
             raise ParameterError(f"a graph of {self.k} neighbours cannot give {k}")
         return KnnGraph(self.indices[:, :k], self.distances[:, :k], self.metric, self.exact)
 
@@ -75,18 +75,22 @@ class NearestNeighbors:
             index.hnsw.efConstruction = HNSW_BUILD_EFFORT
             with reporter.phase("neighbours: build index", None), _faiss_threads(1):
                 index.add(data)
-        self.index_, self.n_ = index, len(data)
+        self.index_, self.data_ = index, data
         return self
 
-    def graph(self, vectors: np.ndarray, reporter: Reporter = SILENT) -> KnnGraph:
-        """The neighbours of each fitted item among the others (`vectors` are the fitted ones)."""
-        indices, distances = self._search(prepare(vectors, self.metric), self.k + 1, reporter)
+    def graph(self, reporter: Reporter = SILENT) -> KnnGraph:
+        """The neighbours of each fitted item among the other fitted items."""
+        indices, distances = self._search(self.data_, self.k + 1, reporter)
         indices, distances = _drop_self(indices, distances, self.k)
         return KnnGraph(indices, distances, self.metric, self.exact_)
 
     def query(self, vectors: np.ndarray, k: int | None = None, reporter: Reporter = SILENT) -> KnnGraph:
         """The neighbours of new `vectors` among the fitted items."""
-        indices, distances = self._search(prepare(vectors, self.metric), k or self.k, reporter)
+        k = self.k if k is None else k
+        indexed = len(self.data_)
+        if not 1 <= k <= indexed:
+            raise ParameterError(f"{k} neighbours asked of {indexed} indexed items; ask for 1 to {indexed}")
+        indices, distances = self._search(prepare(vectors, self.metric), k, reporter)
         return KnnGraph(indices, distances, self.metric, self.exact_)
 
     def _search(self, data: np.ndarray, k: int, reporter: Reporter) -> tuple[np.ndarray, np.ndarray]:
@@ -108,8 +112,7 @@ def knn_graph(
     vectors: np.ndarray, k: int = 15, metric: str = "euclidean", method: str = "auto", reporter: Reporter = SILENT
 ) -> KnnGraph:
     """The k nearest neighbours of every row of `vectors` among the others."""
-    search = NearestNeighbors(k, metric, method).fit(vectors, reporter)
-    return search.graph(vectors, reporter)
+    return NearestNeighbors(k, metric, method).fit(vectors, reporter).graph(reporter)
 
 
 def prepare(vectors: np.ndarray, metric: str) -> np.ndarray:

@@ -28,6 +28,7 @@ LEIDEN_ITERATIONS = 2
 TOLERANCE = 1e-4
 BLOCK_DISTANCES = 2**21
 HDBSCAN_SHARE = 200
+HDBSCAN_COMFORTABLE = 50_000  # above this, in more than 3 dims, scikit-learn's HDBSCAN takes minutes
 
 USED_BY = {
     "--k": ("kmeans", "spectral", "overcluster"),
@@ -202,6 +203,8 @@ class HDBSCAN(Clusterer):
         model = ScikitHDBSCAN(
             min_cluster_size=self.min_cluster_size_, min_samples=min(self.n_neighbors, n), copy=True
         )
+        if n > HDBSCAN_COMFORTABLE and data.shape[1] > 3:
+            reporter.note(f"hdbscan on {n:,} items in {data.shape[1]} dims is slow; --on-layer MAP is fast")
         with reporter.phase("hdbscan", None):
             labels = model.fit_predict(data)
         self.noise_ = int((labels < 0).sum())

@@ -111,14 +111,17 @@ class Clusterer:
     def _cluster(self, data: np.ndarray, knn: KnnGraph | None, reporter: Reporter) -> np.ndarray:
         raise NotImplementedError
 
-    def _check_data(self, X: np.ndarray) -> np.ndarray:
-        if np.ndim(X) != 2:
-            raise ParameterError(f"clustering needs an (items, dims) array of vectors; got shape {np.shape(X)}")
-        n = len(X)
+    def check_size(self, n: int) -> None:
+        """Refuse an item count this clustering cannot use, before any work is done."""
         if n < 2:
             raise ParameterError(f"cannot cluster {n} item{'' if n == 1 else 's'}")
         if self.k is not None and self.k >= n:
             raise ParameterError(f"k={self.k} needs more than {self.k} items; the data has {n}")
+
+    def _check_data(self, X: np.ndarray) -> np.ndarray:
+        if np.ndim(X) != 2:
+            raise ParameterError(f"clustering needs an (items, dims) array of vectors; got shape {np.shape(X)}")
+        self.check_size(len(X))
         return prepare(X, self.metric)
 
     def _graph(self, data: np.ndarray, knn: KnnGraph | None, reporter: Reporter) -> KnnGraph:

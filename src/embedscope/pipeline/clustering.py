@@ -58,6 +58,7 @@ def cluster_atlas(
         method, k=k, estimate_k=estimate_k, spherical=spherical, min_cluster_size=min_cluster_size,
         resolution=resolution, n_neighbors=n_neighbors, metric=metric, seed=seed,
     )
+    clusterer.check_size(atlas.n)  # before any work, so errors come first
     space = _layer_space(atlas, on_layer) if on_layer else work_space(atlas, metric, pca_dims, seed, reporter)
     graph, computed = None, False
     if clusterer.graph_k:

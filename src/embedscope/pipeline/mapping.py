@@ -45,7 +45,8 @@ def map_atlas(
     command: str | None = None,
 ) -> MapReport:
     """Project the Atlas with `method` and write layer `name` (default: the method, plus "3d")."""
-    from embedscope.project import make_projection, project
+    from embedscope.project import check_neighbours, make_projection, project
+    from embedscope.tsne import check_size
 
     started = time.perf_counter()
     name = name or (method if dims == 2 else f"{method}{dims}d")
@@ -55,6 +56,11 @@ def map_atlas(
         method, dims=dims, metric=metric, n_neighbors=n_neighbors, min_dist=min_dist,
         perplexity=perplexity, seed=seed, engine=engine,
     )
+    fitted = min(atlas.n, max_fit)  # n-dependent checks before any work, so errors come first
+    if method in ("umap", "phate"):
+        check_neighbours(n_neighbors, fitted)
+    if method == "tsne":
+        check_size(fitted, perplexity)
     space = work_space(atlas, metric, 0 if method == "pca" else pca_dims, seed, reporter)
     graph, computed = None, False
     if projector.graph_k and atlas.n <= max_fit:

@@ -10,7 +10,8 @@ from hypothesis.extra.numpy import arrays
 from scipy.spatial.distance import cdist
 
 from embedscope.errors import ParameterError, VectorError
-from embedscope.neighbors import KnnGraph, NearestNeighbors, knn_graph
+from embedscope.neighbors import KnnGraph, NearestNeighbors, knn_graph, rerank
+from embedscope.pca import PCA
 
 TOLERANCE = 1e-5
 
@@ -84,10 +85,11 @@ def test_exact_graph_equals_brute_force_on_clusters(metric: str) -> None:
     assert np.array_equal(graph.indices, order[:, :15])
 
 
+@pytest.mark.parametrize("method", ["ivf", "hnsw"])
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
-def test_hnsw_finds_nearly_all_neighbours(metric: str) -> None:
+def test_approximate_search_finds_nearly_all_neighbours(method: str, metric: str) -> None:
     vectors = clustered(4000, dim=32)
-    graph = knn_graph(vectors, 10, metric, "hnsw")
+    graph = knn_graph(vectors, 10, metric, method)
     order, distances = brute_graph(vectors, 10, metric)
     recall = np.mean([len(set(found) & set(true)) for found, true in zip(graph.indices, order[:, :10])]) / 10
     assert not graph.exact and recall > 0.95
@@ -95,7 +97,7 @@ def test_hnsw_finds_nearly_all_neighbours(metric: str) -> None:
     np.testing.assert_allclose(graph.distances, found, atol=TOLERANCE * max(1.0, found.max()))
 
 
-@pytest.mark.parametrize("method", ["exact", "hnsw"])
+@pytest.mark.parametrize("method", ["exact", "ivf", "hnsw"])
 def test_neighbours_exclude_self_and_are_sorted_by_distance(method: str) -> None:
     vectors = np.vstack([clustered(1500), clustered(300, seed=1), clustered(1500)[:200]])  # the last 200 repeat
     graph = knn_graph(vectors, 12, "euclidean", method)
@@ -114,14 +116,26 @@ def test_duplicates_are_each_others_nearest_neighbours() -> None:
     assert np.all(graph.distances[:, 0] < TOLERANCE)
 
 
-def test_auto_picks_exact_up_to_the_limit_and_hnsw_above() -> None:
+def test_auto_picks_exact_up_to_the_limit_and_inverted_lists_above() -> None:
     vectors = clustered(201)
     assert NearestNeighbors(5, exact_max_n=200).fit(vectors[:200]).exact_
-    assert not NearestNeighbors(5, exact_max_n=200).fit(vectors).exact_
+    above = NearestNeighbors(5, exact_max_n=200).fit(vectors)
+    assert not above.exact_ and hasattr(above.index_, "nprobe")
     assert knn_graph(vectors[:50], 5).exact
 
 
-@pytest.mark.parametrize("method", ["exact", "hnsw"])
+def test_inverted_lists_too_small_for_k_fall_back_to_every_list() -> None:
+    vectors = clustered(4096, dim=8)  # 64 lists of 64 on average, 32 probed: about 2,048 candidates per row
+    search = NearestNeighbors(2100, method="ivf").fit(vectors)
+    assert search.index_.nlist == 64 and search.index_.nprobe == 32
+    assert (search.index_.search(vectors, 2101)[1] < 0).any()  # faiss alone leaves holes
+    graph = search.graph()
+    assert np.all((graph.indices >= 0) & (graph.indices != np.arange(4096)[:, None]))
+    found = np.take_along_axis(brute_distances(vectors, vectors, "euclidean"), graph.indices, axis=1)
+    np.testing.assert_allclose(graph.distances, found, atol=1e-3)
+
+
+@pytest.mark.parametrize("method", ["exact", "ivf", "hnsw"])
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
 def test_query_finds_the_neighbours_of_new_points(method: str, metric: str) -> None:
     vectors, new = clustered(3000), clustered(100, seed=5)
@@ -139,7 +153,7 @@ def test_query_finds_the_neighbours_of_new_points(method: str, metric: str) -> N
         )
 
 
-@pytest.mark.parametrize("method", ["exact", "hnsw"])
+@pytest.mark.parametrize("method", ["exact", "ivf", "hnsw"])
 def test_two_builds_give_identical_graphs(method: str) -> None:
     vectors = clustered(3000)
     first, second = knn_graph(vectors, 10, "cosine", method), knn_graph(vectors, 10, "cosine", method)
@@ -168,7 +182,7 @@ def test_zero_vectors_in_a_query_are_refused() -> None:
         ({"k": 25}, "25 neighbours need more than 25 items"),
         ({"k": 0}, "at least 1"),
         ({"metric": "manhattan"}, "metric must be one of euclidean, cosine; got 'manhattan'"),
-        ({"method": "annoy"}, "method must be one of auto, exact, hnsw; got 'annoy'"),
+        ({"method": "annoy"}, "method must be one of auto, exact, ivf, hnsw; got 'annoy'"),
     ],
 )
 def test_bad_parameters_raise(arguments: dict, message: str) -> None:
@@ -194,3 +208,28 @@ def test_query_for_more_neighbours_than_items_is_refused() -> None:
         search.query(clustered(3, seed=1), k=0)
     with pytest.raises(ParameterError):
         knn_graph(clustered(30), 5).first(0)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_rerank_of_every_other_item_is_the_exact_graph(metric: str) -> None:
+    vectors = clustered(300, dim=40)
+    everyone = knn_graph(vectors, 299, metric, "exact")
+    shuffled = np.random.default_rng(0).permuted(everyone.indices, axis=1)  # order and distances must be remade
+    reranked = rerank(KnnGraph(shuffled, np.zeros_like(everyone.distances), metric, True), vectors, 12)
+    order, distances = brute_graph(vectors, 12, metric)
+    assert reranked.k == 12 and not reranked.exact and reranked.metric == metric
+    assert_matches_brute_force(reranked, order, distances)
+
+
+def test_rerank_of_pca_candidates_recovers_full_width_neighbours() -> None:
+    vectors = clustered(2000, dim=64, centres=4)
+    reduced = PCA(8).fit_transform(vectors)
+    order, _ = brute_graph(vectors, 10, "euclidean")
+
+    def recall(graph: KnnGraph) -> float:
+        return np.mean([len(set(found) & set(true)) for found, true in zip(graph.indices, order[:, :10])]) / 10
+
+    candidates = knn_graph(reduced, 40, "euclidean", "exact")
+    assert recall(rerank(candidates, vectors, 10)) > recall(candidates.first(10)) + 0.1
+    with pytest.raises(ParameterError, match="a graph of 40 candidates cannot give 41"):
+        rerank(candidates, vectors, 41)

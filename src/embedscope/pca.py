@@ -43,9 +43,9 @@ class PCA:
                 block = vectors[start : start + self.block_rows].astype(np.float64) - mean
                 scatter += block.T @ block
                 advance(len(block))
-        variances, vectors_ = np.linalg.eigh(scatter / (n - 1))
+        variances, eigenvectors = np.linalg.eigh(scatter / (n - 1))
         order = np.argsort(variances)[::-1]
-        variances, components = np.maximum(variances[order], 0.0), vectors_[:, order].T
+        variances, components = np.maximum(variances[order], 0.0), eigenvectors[:, order].T
         components *= np.sign(components[np.arange(dim), np.argmax(np.abs(components), axis=1)])[:, None]
         self.mean_ = mean
         self.components_ = components[: self.n_components]

@@ -21,18 +21,21 @@ def curved_clusters(
     *,
     separation: float = 3.0,
     noise: float = 0.35,
+    width: int = 0,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return `(vectors, labels)`: n float32 points on `clusters` noisy arcs in `dim` dimensions.
 
-    Each cluster bends through a random plane around a centre drawn with scale `separation`;
-    lower it to make clusters overlap. Generated in chunks, so 1M x 512 needs only the output.
+    Each cluster bends through a random plane around a centre drawn with scale `separation` (lower it to
+    make clusters overlap) and spreads (scale 1) along `width` directions of its own, so that with width
+    it is a curved sheet whose neighbours are set by its shape more than by the noise. Generated in
+    chunks, so 1M x 512 needs only the output.
     """
-    if n < 1 or dim < 2 or clusters < 1:
-        raise ValueError("need n >= 1, dim >= 2 and clusters >= 1")
+    if n < 1 or dim < 2 + width or clusters < 1 or width < 0:
+        raise ValueError("need n >= 1, clusters >= 1, width >= 0 and dim >= 2 + width")
     random = np.random.default_rng(seed)
     centres = random.normal(scale=separation / np.sqrt(2), size=(clusters, dim))
-    planes = np.stack([np.linalg.qr(random.normal(size=(dim, 2)))[0].T for _ in range(clusters)])
+    planes = np.stack([np.linalg.qr(random.normal(size=(dim, 2 + width)))[0].T for _ in range(clusters)])
     bends = random.uniform(0.6, 1.6, size=clusters)
     labels = random.integers(0, clusters, size=n)
     vectors = np.empty((n, dim), dtype=np.float32)
@@ -41,6 +44,8 @@ def curved_clusters(
         label = labels[start:stop]
         angle = random.uniform(-1.0, 1.0, size=stop - start) * np.pi * bends[label] / 2
         arc = np.stack([np.sin(angle), 1.0 - np.cos(angle)], axis=1) * 2.0
+        if width:
+            arc = np.hstack([arc, random.normal(size=(stop - start, width))])
         points = centres[label] + np.einsum("nk,nkd->nd", arc, planes[label])
         points += random.normal(scale=noise, size=points.shape)
         vectors[start:stop] = points

@@ -11,11 +11,12 @@ import numpy as np
 
 from embedscope.atlas import Atlas
 from embedscope.errors import ParameterError
-from embedscope.neighbors import KnnGraph, knn_graph, prepare
+from embedscope.neighbors import KnnGraph, knn_graph, prepare, rerank
 from embedscope.progress import SILENT, Reporter
 
 AUTO_PCA_DIMS = 50
 AUTO_PCA_ABOVE = 100
+RERANK_SURPLUS = 15
 
 
 @dataclass
@@ -55,8 +56,16 @@ def work_space(
 def cached_graph(
     atlas: Atlas, space: WorkSpace, k: int, reporter: Reporter = SILENT
 ) -> tuple[KnnGraph, bool]:
-    """The kNN graph of the space from the Atlas's cache, else computed; and whether it was computed."""
+    """The kNN graph of the space from the Atlas's cache, else computed; and whether it was computed.
+
+    In a PCA space, k + 15 candidates are found there and re-measured in the full vectors: the kept
+    neighbours and their distances are the original space's, which is what maps are scored against.
+    """
     graph = atlas.graph(k, space.metric, space.name)
     if graph is not None:
         return graph, False
-    return knn_graph(space.data, k, space.metric, reporter=reporter), True
+    if space.data is space.vectors:
+        return knn_graph(space.data, k, space.metric, reporter=reporter), True
+    candidates = knn_graph(space.data, min(k + RERANK_SURPLUS, len(space.data) - 1), space.metric, reporter=reporter)
+    with reporter.phase("neighbours: re-measure in full width", None):
+        return rerank(candidates, space.vectors, k), True

@@ -25,6 +25,11 @@ demo: setup
 	$(BIN)/python -m embedscope.datasets $(DEMO)
 	$(BIN)/embedscope import $(DEMO)/vectors.npy --meta $(DEMO)/metadata.csv --on id --metric euclidean \
 		-o $(DEMO)/demo.atlas --force
+	$(BIN)/embedscope thumbs $(DEMO)/demo.atlas --from micrograph --root $(DEMO) --kind particle --size 48
+	$(BIN)/embedscope map $(DEMO)/demo.atlas --method umap --score
+	$(BIN)/embedscope cluster $(DEMO)/demo.atlas --method kmeans --k 6
+	$(BIN)/embedscope figures $(DEMO)/demo.atlas --layer umap --color kmeans \
+		--kinds scatter,thumbnails,neighbors,matrix --colors -o $(DEMO)/figures
 	$(BIN)/embedscope info $(DEMO)/demo.atlas
 
 test: setup

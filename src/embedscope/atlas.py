@@ -11,7 +11,7 @@ import os
 import platform
 import re
 import shutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from embedscope import graph_store, item_checks
+from embedscope import graph_store, item_checks, thumb_store
 from embedscope.errors import AtlasError, ParameterError, VectorError
 from embedscope.locking import LOCK_NAME, writer_lock
 from embedscope.manifest import METRICS, Manifest, read_manifest, sync_directory, write_manifest
@@ -248,6 +248,31 @@ class Atlas:
         entry = graph_store.best_cached(self._manifest.graphs, metric, space, k)
         return None if entry is None else graph_store.read_graph(self.path, entry, k)
 
+    # ----------------------------------------------------------------- thumbnails
+    def add_thumbs(self, kind: str, batches: Iterable[np.ndarray]) -> None:
+        """Store one small uint8 image per item under `kind` (e.g. mg, ps), streamed in row-order batches.
+
+        A kind written again replaces the old images in the same commit.
+        """
+        check_layer_name(kind)
+        with self.transaction():
+            entry = thumb_store.write_thumbs(self.path, kind, batches, self.n)
+            self._new_files += [self.path / name for name in entry["files"]]
+            self._manifest.thumbs[kind] = entry
+
+    def thumbs(self, kind: str, rows: np.ndarray | list[int] | None = None) -> np.ndarray:
+        """The `kind` thumbnails of `rows` (all when None), uint8 (rows, height, width[, 3])."""
+        entry = self._manifest.thumbs.get(kind)
+        if entry is None:
+            known = ", ".join(sorted(self._manifest.thumbs)) or "none yet"
+            raise AtlasError(f"no thumbnails {kind!r} in {self.path} (kinds: {known}); make them with "
+                             f"`embedscope thumbs {self.path} --from COLUMN --kind {kind}`")
+        return thumb_store.read_thumbs(self.path, kind, entry, None if rows is None else np.asarray(rows))
+
+    def thumb_kinds(self) -> dict[str, dict[str, Any]]:
+        """Each thumbnail kind's image shape and item count, by name."""
+        return {kind: {"shape": entry["shape"], "n": entry["n"]} for kind, entry in self._manifest.thumbs.items()}
+
     # ----------------------------------------------------------------- provenance
     def record(
         self, step: str, parameters: Mapping[str, Any], *, command: str | None = None, **extra: Any
@@ -293,7 +318,7 @@ class Atlas:
 
     def _collect_garbage(self) -> None:
         keep = self._manifest.referenced_files()
-        for folder in ("items", "layers", "graph"):
+        for folder in ("items", "layers", "graph", "thumbs"):
             for file in (self.path / folder).glob("*"):
                 if f"{folder}/{file.name}" not in keep:
                     file.unlink(missing_ok=True)

@@ -23,7 +23,7 @@ METRICS = ("cosine", "euclidean")
 
 @dataclass
 class Manifest:
-    """What an Atlas holds: item count, dimension, part files, layers, cached graphs and provenance."""
+    """What an Atlas holds: item count, dimension, part files, layers, cached graphs, thumbnails, provenance."""
 
     dim: int
     metric: str | None = None
@@ -32,6 +32,7 @@ class Manifest:
     next_part: int = 0
     layers: dict[str, dict[str, Any]] = field(default_factory=dict)
     graphs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    thumbs: dict[str, dict[str, Any]] = field(default_factory=dict)
     provenance: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -46,6 +47,7 @@ class Manifest:
             "next_part": self.next_part,
             "layers": self.layers,
             "graphs": self.graphs,
+            "thumbs": self.thumbs,
             "provenance": self.provenance,
         }
 
@@ -58,6 +60,7 @@ class Manifest:
         files = {part["file"] for part in self.parts}
         files.update(layer["file"] for layer in self.layers.values())
         files.update(name for graph in self.graphs.values() for name in graph["files"].values())
+        files.update(name for kind in self.thumbs.values() for name in kind["files"])
         return files
 
 
@@ -114,6 +117,7 @@ def _manifest_from_json(data: Any, path: Path) -> Manifest:
             next_part=int(data["next_part"]),
             layers=dict(data["layers"]),
             graphs=dict(data.get("graphs", {})),
+            thumbs=dict(data.get("thumbs", {})),
             provenance=list(data["provenance"]),
         )
     except (KeyError, TypeError, ValueError) as error:

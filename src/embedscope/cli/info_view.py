@@ -13,7 +13,7 @@ from rich.table import Table
 
 
 def render_description(description: dict[str, Any], console: Console) -> None:
-    """Print the summary line, then tables of columns, layers and provenance."""
+    """Print the summary line, then tables of columns, layers, thumbnails and provenance."""
     metric = description["metric"] or "unspecified"
     console.print(
         f"[bold]{description['path']}[/]  {description['items']:,} items  dim {description['dim']}  "
@@ -28,6 +28,11 @@ def render_description(description: dict[str, Any], console: Console) -> None:
         for name, layer in description["layers"].items():
             layers.add_row(name, ", ".join(layer["columns"]), json.dumps(layer["params"]), layer["created"])
         console.print(layers)
+    if description["thumbs"]:
+        thumbs = Table("thumbnails", "image size", "items", title="thumbnails", title_justify="left")
+        for kind, entry in description["thumbs"].items():
+            thumbs.add_row(kind, " x ".join(map(str, entry["shape"])), f"{entry['n']:,}")
+        console.print(thumbs)
     steps = Table("time", "step", "command", title="provenance", title_justify="left")
     for entry in description["provenance"]:
         steps.add_row(entry["time"], entry["step"], entry.get("command") or "(Python API)")

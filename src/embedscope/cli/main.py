@@ -188,6 +188,74 @@ def quality(
         typer.echo(f"{key:>22}  {shown}")
 
 
+@app.command()
+def thumbs(
+    atlas: Annotated[Path, typer.Argument(help="The Atlas folder.")],
+    from_column: Annotated[str, typer.Option("--from", help="Column holding each item's image path.")],
+    kind: Annotated[str, typer.Option(help="Name of this kind of thumbnail, e.g. mg, ps or slices.")] = "image",
+    size: Annotated[int, typer.Option(help="Thumbnail width and height in pixels.")] = 64,
+    mode: Annotated[
+        str | None, typer.Option(help="image, ps (power spectrum) or slices (default: ps for kind ps, else image).")
+    ] = None,
+    box: Annotated[int | None, typer.Option(help="Crop size in pixels around x, y[, z] (when present).")] = None,
+    root: Annotated[Path | None, typer.Option(help="Folder that relative image paths start from.")] = None,
+    crop: Annotated[bool, typer.Option(help="Crop around x, y[, z] columns when present.")] = True,
+) -> None:
+    """Store a small image per item (from PNG/JPEG/WebP/TIFF/MRC files) for figures and the viewer."""
+    from embedscope.atlas import Atlas
+    from embedscope.pipeline import thumbs_atlas
+
+    report = thumbs_atlas(
+        Atlas.open(atlas), from_column, kind=kind, size=size, mode=mode, box=box, root=root, crop=crop,
+        reporter=session.reporter(), command=session.command,
+    )
+    what = "crops" if report.cropped else "images"
+    typer.echo(f"wrote {report.n:,} {kind} thumbnails ({'x'.join(map(str, report.shape))}, from {what}) "
+               f"in {report.seconds:.1f} s")
+
+
+@app.command()
+def figures(
+    atlas: Annotated[Path, typer.Argument(help="The Atlas folder.")],
+    layer: Annotated[str, typer.Option(help="The map layer to draw (2D or 3D).")],
+    color: Annotated[str | None, typer.Option(help="Item column or clustering layer to colour by.")] = None,
+    kinds: Annotated[str, typer.Option(help="Comma-separated: scatter, thumbnails, neighbors, matrix.")] = "scatter",
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the figures.")] = Path("figures"),
+    fmt: Annotated[str, typer.Option("--format", help="webp, png, svg or pdf.")] = "webp",
+    dpi: Annotated[int, typer.Option(help="Resolution of raster figures.")] = 150,
+    max_thumbs: Annotated[int, typer.Option(help="About this many thumbnails on a thumbnail map.")] = 150,
+    min_dist: Annotated[
+        float | None, typer.Option(help="Minimum squared spacing of thumbnails in [0,1] map units (e.g. 0.003).")
+    ] = None,
+    thumbs: Annotated[str | None, typer.Option(help="Thumbnail kinds to show, e.g. mg,ps (default: all).")] = None,
+    references: Annotated[int, typer.Option(help="Random items shown with their nearest neighbours.")] = 3,
+    ids: Annotated[str | None, typer.Option(help="Comma-separated ids to show with their neighbours.")] = None,
+    animate: Annotated[bool, typer.Option("--animate", help="3D layers: also a rotating GIF.")] = False,
+    colors: Annotated[
+        bool, typer.Option("--colors", help="Store a colour per item from its map position (layer LAYER_colors).")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed for the choice of references and thumbnails.")] = 0,
+) -> None:
+    """Draw publication figures of a map: scatter, thumbnail map, nearest-neighbour grids, 3D views."""
+    from embedscope.atlas import Atlas
+    from embedscope.pipeline import figures_atlas
+
+    report = figures_atlas(
+        Atlas.open(atlas), layer, kinds=_listed(kinds), color=color, output=output, fmt=fmt, dpi=dpi,
+        max_thumbs=max_thumbs, min_dist=min_dist, thumb_kinds=_listed(thumbs) if thumbs else None,
+        references=references, reference_ids=_listed(ids) if ids else None, animate=animate, colors=colors,
+        seed=seed, reporter=session.reporter(), command=session.command,
+    )
+    for file in report.files:
+        typer.echo(f"wrote {file}")
+    if report.colors_layer:
+        typer.echo(f"wrote layer {report.colors_layer}")
+
+
+def _listed(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def run() -> None:
     """Entry point of the `embedscope` console script."""
     run_app(app)

@@ -53,17 +53,26 @@ def curved_clusters(
 
 
 def write_demo_inputs(folder: Path, n: int = 5000, dim: int = 64, seed: int = 0) -> tuple[Path, Path]:
-    """Write `vectors.npy` and `metadata.csv` (id, label, score) for the demo; return both paths."""
+    """Write `vectors.npy`, `metadata.csv` (id, label, score, micrograph, x, y) and the micrographs; return the two.
+
+    Each item is also a particle in `micrographs/`, shaped by its class, so the demo has images to show.
+    """
+    from embedscope.datasets.micrographs import write_demo_micrographs
+
     folder.mkdir(parents=True, exist_ok=True)
     vectors, labels = curved_clusters(n, dim, clusters=6, seed=seed)
     vectors_path, metadata_path = folder / "vectors.npy", folder / "metadata.csv"
     np.save(vectors_path, vectors)
+    names, centres = write_demo_micrographs(folder / "micrographs", labels, seed)
     score = np.linalg.norm(vectors, axis=1)
     table = pa.table(
         {
             "id": pa.array([str(i) for i in range(n)]),
             "label": pa.array([f"class {label}" for label in labels]),
             "score": pa.array(np.round(score, 3)),
+            "micrograph": pa.array([f"micrographs/{name}" for name in names]),
+            "x": pa.array(centres[:, 0]),
+            "y": pa.array(centres[:, 1]),
         }
     )
     pacsv.write_csv(table, metadata_path)

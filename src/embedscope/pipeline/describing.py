@@ -11,7 +11,7 @@ from embedscope.atlas import Atlas
 
 
 def describe(atlas: Atlas) -> dict[str, Any]:
-    """Items, dim, metric, columns with types, layers with parameters, provenance, size on disk."""
+    """Items, dim, metric, columns with types, layers with parameters, thumbnails, provenance, size on disk."""
     schema = atlas.schema()
     return {
         "path": str(atlas.path),
@@ -20,6 +20,7 @@ def describe(atlas: Atlas) -> dict[str, Any]:
         "metric": atlas.metric,
         "columns": {field.name: str(field.type) for field in schema},
         "layers": atlas.layers(),
+        "thumbs": atlas.thumb_kinds(),
         "provenance": atlas.provenance,
         "size_bytes": atlas.size_on_disk(),
     }

@@ -38,6 +38,8 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/foundation.py
+	$(BIN)/python benchmarks/figures.py
+	$(BIN)/python benchmarks/maps.py --sizes 50000
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .hypothesis

@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.axes import Axes
 
 from embedscope.errors import ParameterError
-from embedscope.figures.palette import figure_format, house_style, image_stack, new_figure, save_figure, show_image
+from embedscope.figures.canvas import figure_format, house_style, image_stack, new_figure, save_figure, show_image
 
 TILE_INCHES = 1.5
 CAPTION_INCHES = 0.3

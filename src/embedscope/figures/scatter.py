@@ -21,17 +21,8 @@ from matplotlib.lines import Line2D
 from scipy.ndimage import uniform_filter
 
 from embedscope.errors import InputError, ParameterError
-from embedscope.figures.palette import (
-    MISSING_COLOR,
-    MISSING_NAME,
-    NUMERIC_COLORMAP,
-    category_colors,
-    category_order,
-    figure_format,
-    house_style,
-    new_figure,
-    save_figure,
-)
+from embedscope.figures.canvas import figure_format, house_style, new_figure, save_figure
+from embedscope.figures.palette import MISSING_COLOR, MISSING_NAME, NUMERIC_COLORMAP, category_colors, category_order
 
 RASTER_ABOVE = 200_000
 MAX_CATEGORIES = 60  # integers with more distinct values are numbers; more categories get no legend

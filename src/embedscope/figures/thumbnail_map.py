@@ -17,7 +17,7 @@ from matplotlib.patches import Rectangle
 from scipy.spatial import cKDTree
 
 from embedscope.errors import ParameterError
-from embedscope.figures.palette import figure_format, house_style, image_stack, new_figure, save_figure, show_image
+from embedscope.figures.canvas import figure_format, house_style, image_stack, new_figure, save_figure, show_image
 from embedscope.figures.scatter import Coloring, check_positions, color_by, key_inches, map_inches, plot_points
 
 MAX_CELLS = 2048  # grid cells per axis for the spacing check: bounds memory when min_dist is tiny

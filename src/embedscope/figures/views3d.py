@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from embedscope.errors import ParameterError
-from embedscope.figures.palette import atomic_output, figure_format, house_style, new_figure, save_figure
+from embedscope.figures.canvas import atomic_output, figure_format, house_style, new_figure, save_figure
 from embedscope.figures.scatter import (
     RASTER_ABOVE,
     check_positions,

@@ -268,3 +268,13 @@ def test_position_colors_are_deterministic_and_smooth():
     assert differ[apart < 0.05].mean() < differ[apart > 0.5].mean() / 3
     assert np.corrcoef(apart, differ)[0, 1] > 0.5
     assert position_colors(np.zeros((3, 2))).shape == (3, 3)
+
+
+def test_legend_and_colour_bar_are_headed_by_the_key_title(tmp_path):
+    positions, labels = blobs(300)
+    draw_scatter(positions, tmp_path / "c.svg", values=labels, key_title="cluster id", dpi=DPI)
+    draw_scatter(positions, tmp_path / "n.svg", values=positions[:, 0], key_title="defocus um", dpi=DPI)
+    assert "cluster id" in (tmp_path / "c.svg").read_text()
+    assert "defocus um" in (tmp_path / "n.svg").read_text()
+    draw_scatter(positions, tmp_path / "plain.svg", values=labels, dpi=DPI)
+    assert "cluster id" not in (tmp_path / "plain.svg").read_text()

@@ -53,6 +53,7 @@ class Coloring:
     count: int
     codes: np.ndarray | None = None
     names: tuple[str, ...] = ()
+    title: str = ""
     numbers: np.ndarray | None = None
 
     @cached_property
@@ -100,13 +101,15 @@ class Coloring:
             bar = figure.colorbar(ScalarMappable(self.norm(), self.colormap()), ax=axes, shrink=0.6, aspect=30,
                                   pad=0.02)
             bar.outline.set_visible(False)
+            bar.set_label(self.title)
             return True
         if self.legend:
             colors = self._category_table()
             handles = [Line2D([], [], marker="o", linestyle="", markersize=6, markeredgewidth=0,
                               markerfacecolor=colors[min(index, len(colors) - 1)], label=name)
                        for index, name in enumerate(self.legend)]
-            figure.legend(handles=handles, loc="outside right upper", ncols=legend_columns(len(handles)))
+            figure.legend(handles=handles, loc="outside right upper", ncols=legend_columns(len(handles)),
+                          title=self.title or None)
         return False
 
     def drawing_order(self) -> np.ndarray:
@@ -115,8 +118,8 @@ class Coloring:
         return np.concatenate([order[self.missing[order]], order[~self.missing[order]]])
 
 
-def color_by(values: np.ndarray | None, count: int) -> Coloring:
-    """The colouring of `count` points by `values`; None colours every point alike.
+def color_by(values: np.ndarray | None, count: int, title: str = "") -> Coloring:
+    """The colouring of `count` points by `values`, its key headed `title`; None colours every point alike.
 
     Floats are numbers; strings, objects and integers with at most MAX_CATEGORIES distinct values are categories.
     """
@@ -127,9 +130,9 @@ def color_by(values: np.ndarray | None, count: int) -> Coloring:
         raise ParameterError(f"values has shape {array.shape} for {count} points; give one value per point")
     numeric = array.dtype.kind == "f" or (array.dtype.kind in "iu" and len(np.unique(array)) > MAX_CATEGORIES)
     if numeric:
-        return Coloring(count, numbers=array.astype(np.float64))
+        return Coloring(count, numbers=array.astype(np.float64), title=title)
     names, codes = category_order(array)
-    return Coloring(count, codes=codes, names=tuple(names))
+    return Coloring(count, codes=codes, names=tuple(names), title=title)
 
 
 def legend_columns(entries: int) -> int:
@@ -244,15 +247,16 @@ def _raster(axes: Axes, xy: np.ndarray, coloring: Coloring, opacity: float) -> n
 def draw_scatter(
     positions: np.ndarray, path: Path, *, values: np.ndarray | None = None, title: str = "", labels: bool = True,
     axis_labels: tuple[str, str] = ("dimension 1", "dimension 2"), dpi: int = 150,
-    raster_above: int = RASTER_ABOVE,
+    raster_above: int = RASTER_ABOVE, key_title: str = "",
 ) -> ScatterSummary:
-    """Draw a 2D map coloured by `values` to `path`; above `raster_above` points as a datashader image.
+    """Draw a 2D map coloured by `values` (legend or colour bar headed `key_title`) to `path`; above
+    `raster_above` points as a datashader image.
 
     `labels=False` leaves only the points: no title, legend, colour bar, ticks or axis labels.
     """
     figure_format(path)
     xy = check_positions(positions, 2)
-    coloring = color_by(values, len(xy))
+    coloring = color_by(values, len(xy), key_title)
     limits = map_limits(xy)
     width, height = map_inches(limits, MAP_INCHES)
     with house_style():

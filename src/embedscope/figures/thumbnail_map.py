@@ -110,7 +110,7 @@ def _greedy_on_grid(points, order, min_dist, cell, cells):  # pragma: no cover -
 
 def draw_thumbnail_map(
     positions: np.ndarray, rows: np.ndarray, images: np.ndarray | Sequence[np.ndarray], path: Path, *,
-    clusters: np.ndarray | None = None, dpi: int = 150, title: str = "",
+    clusters: np.ndarray | None = None, dpi: int = 150, title: str = "", key_title: str = "",
 ) -> Path:
     """Draw every point faintly and, centred on each of `rows`, its image (`images[i]` belongs to `rows[i]`).
 
@@ -124,7 +124,7 @@ def draw_thumbnail_map(
     if not stacks:
         raise ParameterError("no thumbnail images given; pass one stack of images, or a list of stacks to pair")
     stacks = [image_stack(stack, len(rows)) for stack in stacks]
-    coloring = color_by(clusters, len(xy))
+    coloring = color_by(clusters, len(xy), key_title)
     width = _tile_width(xy, rows, len(stacks))
     limits = _limits(xy, rows, width, stacks)
     box_width, box_height = map_inches(limits, MAP_INCHES)

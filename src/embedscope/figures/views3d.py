@@ -37,7 +37,7 @@ FRAME_MS = 100
 
 def draw_three_views(
     positions: np.ndarray, path: Path, *, values: np.ndarray | None = None, title: str = "", dpi: int = 150,
-    raster_above: int = RASTER_ABOVE,
+    raster_above: int = RASTER_ABOVE, key_title: str = "",
 ) -> Path:
     """Draw a 3D map as its three axis-aligned projections (1-2, 1-3, 2-3) in one figure at `path`.
 
@@ -45,7 +45,7 @@ def draw_three_views(
     """
     figure_format(path)
     xyz = check_positions(positions, 3)
-    coloring = color_by(values, len(xyz))
+    coloring = color_by(values, len(xyz), key_title)
     with house_style():
         figure = new_figure(len(VIEWS) * PANEL_INCHES + key_inches(coloring), PANEL_INCHES + 0.5, dpi)
         panels = figure.subplots(1, len(VIEWS))

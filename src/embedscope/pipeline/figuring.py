@@ -39,6 +39,7 @@ class _Request:
     positions: np.ndarray
     values: np.ndarray | None
     clusters: np.ndarray | None
+    key_title: str
     output: Path
     suffix: str
     dpi: int
@@ -75,7 +76,7 @@ def figures_atlas(
     shown_kinds = _thumb_kinds(atlas, thumb_kinds) if needs_thumbs else ()
     rows = _reference_rows(atlas, references, reference_ids, seed) if {"neighbors", "matrix"} & set(kinds) else None
     _writable(output)
-    request = _Request(positions, values, clusters, output, fmt, dpi, layer)
+    request = _Request(positions, values, clusters, color or "", output, fmt, dpi, layer)
     report = FiguresReport()
     with reporter.phase("figures", None):
         if "scatter" in kinds:
@@ -192,13 +193,13 @@ def _scatter(request: _Request, animate: bool) -> list[Path]:
     plain = request.output / f"scatter_plot_{request.name}_no_labels.{request.suffix}"
     if request.positions.shape[1] == 3:
         files = [draw_three_views(request.positions, Path(f"{base}.{request.suffix}"), values=request.values,
-                                  title=request.name, dpi=request.dpi)]
+                                  title=request.name, dpi=request.dpi, key_title=request.key_title)]
         if animate:
             files.append(animate_rotation(request.positions, request.output / f"rotation_{request.name}.gif",
                                           values=request.values))
         return files
     drawn = draw_scatter(request.positions, Path(f"{base}.{request.suffix}"), values=request.values,
-                         title=request.name, dpi=request.dpi)
+                         title=request.name, dpi=request.dpi, key_title=request.key_title)
     bare = draw_scatter(request.positions, plain, values=request.values, labels=False, dpi=request.dpi)
     return [drawn.path, bare.path]
 
@@ -214,12 +215,12 @@ def _thumbnail_maps(
     for kind in kinds:
         path = request.output / f"thumbnail_plot_{request.name}_{kind}.{request.suffix}"
         files.append(draw_thumbnail_map(flat, rows, atlas.thumbs(kind, rows), path, clusters=request.clusters,
-                                        dpi=request.dpi, title=f"{request.name}: {kind}"))
+                                        dpi=request.dpi, title=f"{request.name}: {kind}", key_title=request.key_title))
     if {"mg", "ps"} <= set(kinds):
         path = request.output / f"thumbnail_plot_{request.name}_mg_ps.{request.suffix}"
         pair = [atlas.thumbs("mg", rows), atlas.thumbs("ps", rows)]
         files.append(draw_thumbnail_map(flat, rows, pair, path, clusters=request.clusters, dpi=request.dpi,
-                                        title=f"{request.name}: mg | ps"))
+                                        title=f"{request.name}: mg | ps", key_title=request.key_title))
     return files
 
 

@@ -270,3 +270,13 @@ def test_graphs_are_cached_reused_for_smaller_k_and_dropped_when_items_change(tm
     assert list((atlas.path / "graph").iterdir()) == []
     with pytest.raises(ParameterError, match="does not fit"):
         reopened.save_graph(graph, "raw")
+
+
+def test_a_layer_made_before_an_append_is_refused_with_how_to_remake_it(tmp_path) -> None:
+    atlas = Atlas.create(tmp_path / "grown.atlas", 3)
+    atlas.append(np.ones((4, 3)))
+    atlas.add_layer("umap", {"x": np.arange(4.0), "y": np.arange(4.0)})
+    assert Atlas.open(atlas.path).layer("umap").num_rows == 4
+    atlas.append(np.zeros((2, 3)))
+    with pytest.raises(AtlasError, match=r"layer 'umap' was made for 4 items .* now holds 6; make it again"):
+        Atlas.open(atlas.path).layer("umap")

@@ -226,7 +226,11 @@ class Atlas:
         if entry is None:
             known = ", ".join(sorted(self._manifest.layers)) or "none yet"
             raise AtlasError(f"no layer {name!r} in {self.path} (layers: {known}); make one with `embedscope map`")
-        return pq.read_table(self.path / entry["file"])
+        table = pq.read_table(self.path / entry["file"])
+        if table.num_rows != self.n:
+            raise AtlasError(f"layer {name!r} was made for {table.num_rows:,} items but {self.path} now holds "
+                             f"{self.n:,}; make it again (e.g. `embedscope map {self.path} --name {name}`)")
+        return table
 
     def layers(self) -> dict[str, dict[str, Any]]:
         """Every layer's columns, parameters and creation time, by name."""

@@ -98,13 +98,14 @@ def test_grey_with_alpha_reads_as_grey(tmp_path):
     np.testing.assert_array_equal(read_image(tmp_path / "a.png"), image[..., 0])
 
 
-def test_palette_png_expands_to_its_colours(tmp_path):
+@pytest.mark.parametrize("name", ["a.png", "a.tif"])
+def test_palette_images_expand_to_their_colours(tmp_path, name):
     palette = pixels((256, 3), seed=1)
     indices = pixels((8, 5), seed=2)
     image = Image.fromarray(indices)
     image.putpalette(palette.ravel().tolist())
-    image.save(tmp_path / "a.png")
-    np.testing.assert_array_equal(read_image(tmp_path / "a.png"), palette[indices])
+    image.save(tmp_path / name)
+    np.testing.assert_array_equal(read_image(tmp_path / name), palette[indices])
 
 
 def test_lossless_webp_round_trips(tmp_path):
@@ -168,15 +169,6 @@ def test_rgba_tiff_drops_alpha(tmp_path):
     image = pixels((10, 14, 4))
     tifffile.imwrite(tmp_path / "a.tif", image, photometric="rgb", extrasamples=["unassalpha"])
     np.testing.assert_array_equal(read_image(tmp_path / "a.tif"), image[..., :3])
-
-
-def test_palette_tiff_expands_to_its_colours(tmp_path):
-    palette = pixels((256, 3), seed=1)
-    indices = pixels((8, 5), seed=2)
-    image = Image.fromarray(indices)
-    image.putpalette(palette.ravel().tolist())
-    image.save(tmp_path / "a.tif")
-    np.testing.assert_array_equal(read_image(tmp_path / "a.tif"), palette[indices])
 
 
 def test_tiff_in_a_codec_tifffile_lacks_is_read_by_pillow(tmp_path):

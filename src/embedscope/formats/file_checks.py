@@ -5,9 +5,13 @@ Every reader in `formats/` reports through these, so messages name the file and 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from embedscope.errors import InputError
+
+Reader = TypeVar("Reader")
 
 
 def require_file(path: Path) -> None:
@@ -16,6 +20,18 @@ def require_file(path: Path) -> None:
         raise InputError(f"{path}: no such file")
     if not path.is_file():
         raise InputError(f"{path}: is a directory, not a file; name the file itself")
+
+
+def reader_for(path: Path, readers: Mapping[str, Reader], what: str) -> Reader:
+    """The reader registered for an existing file's suffix; otherwise one line listing the suffixes we read.
+
+    `what` names the kind of file in the message, e.g. "file type" or "image type".
+    """
+    require_file(path)
+    suffix = path.suffix.lower()
+    if suffix not in readers:
+        raise InputError(f"{path}: unsupported {what} {suffix!r}; use one of {', '.join(readers)}")
+    return readers[suffix]
 
 
 def damaged(path: Path, what: str, error: BaseException) -> InputError:

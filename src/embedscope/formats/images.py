@@ -20,7 +20,7 @@ import tifffile
 from PIL import Image
 
 from embedscope.errors import InputError
-from embedscope.formats.file_checks import damaged, require_file
+from embedscope.formats.file_checks import damaged, reader_for
 
 _GREY_MODES = {"L", "I", "F", "I;16", "I;16B", "I;16L", "I;16N"}
 _GREY_WITH_EXTRAS = {"1", "LA", "La"}  # bilevel, and grey with alpha: converted to plain grey
@@ -49,12 +49,7 @@ def open_image(path: Path) -> np.ndarray:
     MRC files and uncompressed TIFFs come back as read-only memmaps, so slicing a crop reads only those pages.
     """
     path = Path(path)
-    require_file(path)
-    suffix = path.suffix.lower()
-    if suffix not in _READERS:
-        supported = ", ".join(_READERS)
-        raise InputError(f"{path}: unsupported image type {suffix!r}; use one of {supported}")
-    image = _READERS[suffix](path)
+    image = reader_for(path, _READERS, "image type")(path)
     if image.size == 0:
         raise InputError(f"{path}: holds an empty image of shape {image.shape}; check the file or write it again")
     return image

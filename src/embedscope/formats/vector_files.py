@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from embedscope.errors import InputError, ParameterError
-from embedscope.formats.file_checks import damaged, reason, require_file
+from embedscope.formats.file_checks import damaged, reader_for, reason, require_file
 from embedscope.formats.torch_files import load_torch_file
 from embedscope.formats.vector_tables import read_arrow_table, vectors_from_table
 
@@ -93,12 +93,8 @@ def read_vectors(
     and `vector_column` names a list column or a glob of per-dimension columns.
     """
     path = Path(path)
-    require_file(path)
+    reader, accepted = reader_for(path, _FORMATS, "file type")
     suffix = path.suffix.lower()
-    if suffix not in _FORMATS:
-        supported = ", ".join(_FORMATS)
-        raise InputError(f"{path}: unsupported file type {suffix!r}; use one of {supported}")
-    reader, accepted = _FORMATS[suffix]
     options = {"key": key, "transpose": transpose, "id_column": id_column, "vector_column": vector_column}
     unused = [name for name, value in options.items() if value and name not in accepted]
     if unused:

@@ -38,7 +38,6 @@ class FiguresReport:
 class _Request:
     positions: np.ndarray
     values: np.ndarray | None
-    clusters: np.ndarray | None
     key_title: str
     output: Path
     suffix: str
@@ -71,12 +70,11 @@ def figures_atlas(
     _check_options(kinds, fmt, dpi, max_thumbs, min_dist, references)
     positions = _positions(atlas, layer)
     values = _color_values(atlas, color) if color else None
-    clusters = values if values is not None and _categorical(values) else None
     needs_thumbs = {"thumbnails", "neighbors", "matrix"} & set(kinds)
     shown_kinds = _thumb_kinds(atlas, thumb_kinds) if needs_thumbs else ()
     rows = _reference_rows(atlas, references, reference_ids, seed) if {"neighbors", "matrix"} & set(kinds) else None
     _writable(output)
-    request = _Request(positions, values, clusters, color or "", output, fmt, dpi, layer)
+    request = _Request(positions, values, color or "", output, fmt, dpi, layer)
     report = FiguresReport()
     with reporter.phase("figures", None):
         if "scatter" in kinds:
@@ -210,16 +208,17 @@ def _thumbnail_maps(
     from embedscope.figures import draw_thumbnail_map, spaced_selection
 
     flat = request.positions[:, :2]
+    clusters = request.values if request.values is not None and _categorical(request.values) else None
     rows = spaced_selection(flat, min_dist=min_dist, target=max_thumbs, seed=seed)
     files = []
     for kind in kinds:
         path = request.output / f"thumbnail_plot_{request.name}_{kind}.{request.suffix}"
-        files.append(draw_thumbnail_map(flat, rows, atlas.thumbs(kind, rows), path, clusters=request.clusters,
+        files.append(draw_thumbnail_map(flat, rows, atlas.thumbs(kind, rows), path, clusters=clusters,
                                         dpi=request.dpi, title=f"{request.name}: {kind}", key_title=request.key_title))
     if {"mg", "ps"} <= set(kinds):
         path = request.output / f"thumbnail_plot_{request.name}_mg_ps.{request.suffix}"
         pair = [atlas.thumbs("mg", rows), atlas.thumbs("ps", rows)]
-        files.append(draw_thumbnail_map(flat, rows, pair, path, clusters=request.clusters, dpi=request.dpi,
+        files.append(draw_thumbnail_map(flat, rows, pair, path, clusters=clusters, dpi=request.dpi,
                                         title=f"{request.name}: mg | ps", key_title=request.key_title))
     return files
 

@@ -5,7 +5,6 @@ Figures of any kind share fonts, lines and image handling, and a failed write ne
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from embedscope.atomic_files import atomic_output
 from embedscope.errors import ParameterError
 
 FORMATS = (".webp", ".png", ".svg", ".pdf")
@@ -84,18 +84,6 @@ def figure_format(path: Path) -> str:
     return suffix
 
 
-@contextmanager
-def atomic_output(path: Path) -> Iterator[Path]:
-    """A temporary sibling of `path` to write; it replaces `path` only when the block succeeds.
-
-    A crash or error leaves neither a half-written figure nor the temporary file behind.
-    """
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def check_dpi(dpi: int) -> None:

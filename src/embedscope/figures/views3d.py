@@ -13,8 +13,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
+from embedscope.atomic_files import atomic_output
 from embedscope.errors import ParameterError
-from embedscope.figures.canvas import atomic_output, figure_format, house_style, new_figure, save_figure
+from embedscope.figures.canvas import figure_format, house_style, new_figure, save_figure
 from embedscope.figures.scatter import (
     RASTER_ABOVE,
     check_positions,

@@ -3,7 +3,9 @@
 import sys
 from pathlib import Path
 
-from embedscope.datasets import write_demo_inputs
+from embedscope.datasets import write_demo_inputs, write_demo_tomograms
 
-for path in write_demo_inputs(Path(sys.argv[1] if len(sys.argv) > 1 else "demo")):
+folder = Path(sys.argv[1] if len(sys.argv) > 1 else "demo")
+for path in write_demo_inputs(folder):
     print(f"wrote {path}")
+print(f"wrote {write_demo_tomograms(folder / 'tomograms')['tomograms.txt']}")

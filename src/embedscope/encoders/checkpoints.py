@@ -6,13 +6,13 @@ extra keys, and a checkpoint MiLoPYP wrote (without them) is recognised from its
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from embedscope.atomic_files import atomic_output
 from embedscope.encoders.patches import PatchStatistics
 from embedscope.encoders.simsiam import ARCHITECTURES, SimSiam, make_model
 from embedscope.errors import InputError
@@ -50,12 +50,8 @@ def save_checkpoint(
         "mean": list(statistics.mean),
         "std": list(statistics.std),
     }
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_output(path) as temporary:
         torch.save(contents, temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:

@@ -6,7 +6,6 @@ one line per epoch, `<time>: epoch: 7 |loss -0.912345 | ... | `, which MiLoPYP u
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Mapping
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from embedscope.atomic_files import atomic_output
 
 OPTIONS_FILE = "opts.txt"
 LOG_FILE = "log.txt"
@@ -30,12 +31,8 @@ def write_options(out_dir: Path, options: Mapping[str, Any]) -> Path:
         *(f"  {name}: {value}" for name, value in sorted(options.items())),
     ]
     path = Path(out_dir) / OPTIONS_FILE
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_output(path) as temporary:
         temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
     return path
 
 

@@ -2,4 +2,5 @@
 
 from embedscope.cli.main import run
 
-run()
+if __name__ == "__main__":  # worker processes re-import this module; they must not run the CLI again
+    run()

@@ -100,3 +100,13 @@ def assert_one_line_error(result: Result, *fragments: str) -> None:
     assert "Traceback" not in result.err
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="session")
+def tomogram_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two small synthetic tomograms with tilt series, a MiLoPYP list and the truth (read-only: copy to change)."""
+    from embedscope.datasets.tomograms import write_demo_tomograms
+
+    folder = tmp_path_factory.mktemp("tomograms")
+    write_demo_tomograms(folder, n_tomograms=2, shape=(64, 160, 160), per_class=2, seed=3)
+    return folder

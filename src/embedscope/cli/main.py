@@ -13,7 +13,9 @@ import typer
 from rich.console import Console
 
 from embedscope.cli.info_view import render_description
+from embedscope.cli.milopyp import app as milopyp_app
 from embedscope.cli.runner import run_app, session
+from embedscope.cli.tomograms import embed_app, train_app
 
 app = typer.Typer(
     name="embedscope",
@@ -252,8 +254,60 @@ def figures(
         typer.echo(f"wrote layer {report.colors_layer}")
 
 
+@app.command()
+def paint(
+    atlas: Annotated[Path, typer.Argument(help="An Atlas of tomogram points (tomogram, x, y, z columns).")],
+    tomograms: Annotated[Path, typer.Option(help="A MiLoPYP list or a folder of .rec/.mrc tomograms.")],
+    color_by: Annotated[str, typer.Option("--color-by", help="A layer (clusters, map, colours) or item column.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the volumes.")],
+    fmt: Annotated[str, typer.Option("--format", help="npy (napari) or mrc (ChimeraX, napari).")] = "npy",
+    radius: Annotated[int, typer.Option(help="Mark radius in pixels.")] = 12,
+    mark: Annotated[str, typer.Option(help="disc (MiLoPYP's, over +-depth slices) or sphere.")] = "disc",
+    depth: Annotated[int, typer.Option(help="Slices above and below a point that a disc covers.")] = 2,
+    blend: Annotated[float | None, typer.Option(help="Also write grey x W + colour x (1-W) inside the marks.")] = None,
+    order: Annotated[str, typer.Option(help="Axis order of the tomograms: auto, xzy (IMOD) or xyz.")] = "auto",
+) -> None:
+    """Paint each point's colour into its tomogram: grey, painted, blended and label volumes."""
+    from embedscope.atlas import Atlas
+    from embedscope.pipeline.painting import Marks, paint_atlas
+
+    report = paint_atlas(Atlas.open(atlas), tomograms, color_by, output, fmt=fmt,
+                         marks=Marks(radius=radius, mark=mark, depth=depth), blend=blend, order=order,
+                         reporter=session.reporter())
+    typer.echo(f"painted {sum(report.painted.values()):,} points into {len(report.painted)} tomograms: "
+               f"{len(report.files)} files in {output}")
+    if report.without_points:
+        typer.echo(f"no points in {', '.join(report.without_points)}")
+
+
+@app.command()
+def export(
+    atlas: Annotated[Path, typer.Argument(help="The Atlas folder.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="milopyp-coords, csv, parquet or star.")] = "csv",
+    ids: Annotated[Path | None, typer.Option(help="File of item ids to export, one per line.")] = None,
+    cluster_ids: Annotated[list[int] | None, typer.Option("--cluster", help="Cluster number(s) to export.")] = None,
+    layer: Annotated[str | None, typer.Option(help="Clustering layer for --cluster (default: the newest).")] = None,
+    where: Annotated[str | None, typer.Option(help="SQL condition on item and layer columns (e.g. umap_x > 0).")]
+    = None,
+    if_double: Annotated[bool, typer.Option("--if-double", help="milopyp-coords: write z x 2.")] = False,
+) -> None:
+    """Export a selection of items (by ids, cluster or SQL condition) as coordinates, a table or a STAR file."""
+    from embedscope.pipeline.exporting import export_selection
+
+    report = export_selection(atlas, ids_file=ids, clusters=cluster_ids or None, cluster_layer=layer, where=where,
+                              fmt=fmt, output=output, if_double=if_double, reporter=session.reporter(),
+                              command=session.command)
+    typer.echo(f"exported {report.count:,} items to {report.output} ({report.format})")
+
+
 def _listed(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+app.add_typer(train_app)
+app.add_typer(embed_app)
+app.add_typer(milopyp_app)
 
 
 def run() -> None:

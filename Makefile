@@ -31,6 +31,16 @@ demo: setup
 	$(BIN)/embedscope figures $(DEMO)/demo.atlas --layer umap --color kmeans \
 		--kinds scatter,thumbnails,neighbors,matrix --colors -o $(DEMO)/figures
 	$(BIN)/embedscope info $(DEMO)/demo.atlas
+	$(BIN)/embedscope train tomograms $(DEMO)/tomograms/tomograms.txt -o $(DEMO)/tomograms/run --epochs 20 \
+		--batch-size 32 --width 16 --lr 0.1 --save-every 0
+	$(BIN)/embedscope embed tomograms $(DEMO)/tomograms/tomograms.txt --model $(DEMO)/tomograms/run/model_last.pth \
+		-o $(DEMO)/tomograms.atlas --force
+	$(BIN)/embedscope map $(DEMO)/tomograms.atlas --method umap --neighbors 15 --min-dist 0.5
+	$(BIN)/embedscope cluster $(DEMO)/tomograms.atlas --method overcluster --k 4
+	$(BIN)/embedscope figures $(DEMO)/tomograms.atlas --layer umap --color overcluster --kinds scatter,thumbnails \
+		-o $(DEMO)/tomogram-figures
+	$(BIN)/embedscope paint $(DEMO)/tomograms.atlas --tomograms $(DEMO)/tomograms/tomograms.txt \
+		--color-by overcluster -o $(DEMO)/painted --blend 0.6
 
 test: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -50,6 +50,7 @@ bench: setup
 	$(BIN)/python benchmarks/foundation.py
 	$(BIN)/python benchmarks/figures.py
 	$(BIN)/python benchmarks/maps.py --sizes 50000
+	$(BIN)/python benchmarks/tomograms.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .hypothesis

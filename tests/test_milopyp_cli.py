@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.metrics import adjusted_rand_score
 
 from conftest import assert_one_line_error
 
@@ -106,3 +107,22 @@ def test_compat_errors_are_one_line(cli, project: Path) -> None:
                  "--path", "out")
     assert_one_line_error(result, "missing.npz")
     assert not Path("out").exists()
+
+
+def test_plot2d_reads_an_npz_written_by_milopyp(cli, tmp_path: Path) -> None:
+    """MiLoPYP's own npz: numeric image names (int64, as pandas read them), no proj, normalised patches."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 128)) * 4
+    pred = np.concatenate([centre + rng.normal(size=(40, 128)) for centre in centres]).astype(np.float32)
+    names = np.repeat(np.array([10304, 10305, 10306]), 40)
+    coords = rng.integers(20, 200, size=(120, 3)).astype(np.int32)
+    subvol = rng.normal(size=(120, 1, 36, 36)).astype(np.float32)
+    np.savez(tmp_path / "all_output_info.npz", pred=pred, name=names, coords=coords, subvol=subvol)
+    out = tmp_path / "plots"
+    result = cli("milopyp", "plot2d", "--input", tmp_path / "all_output_info.npz", "--n_cluster", 3,
+                 "--num_neighbor", 15, "--mode", "tsne", "--path", out, "--save_out_img", 0, "-q")
+    assert result.code == 0, result.err
+    frame = pd.read_parquet(out / "interactive_info_parquet.gzip")
+    assert frame["name"].tolist()[:2] == ["10304", "10304"]
+    assert not (out / "imgs").exists()
+    assert adjusted_rand_score(np.repeat([0, 1, 2], 40), frame["label"]) > 0.9

@@ -32,7 +32,7 @@ demo: setup
 		--kinds scatter,thumbnails,neighbors,matrix --colors -o $(DEMO)/figures
 	$(BIN)/embedscope info $(DEMO)/demo.atlas
 	$(BIN)/embedscope train tomograms $(DEMO)/tomograms/tomograms.txt -o $(DEMO)/tomograms/run --epochs 20 \
-		--batch-size 32 --width 16 --lr 0.1 --save-every 0
+		--batch-size 32 --width 16 --lr 0.1 --save-every 0 --force
 	$(BIN)/embedscope embed tomograms $(DEMO)/tomograms/tomograms.txt --model $(DEMO)/tomograms/run/model_last.pth \
 		-o $(DEMO)/tomograms.atlas --force
 	$(BIN)/embedscope map $(DEMO)/tomograms.atlas --method umap --neighbors 15 --min-dist 0.5

@@ -132,6 +132,14 @@ def test_bad_inputs_fail_in_one_line(cli, tomogram_set: Path, trained: Path, tmp
     fails("embed", "tomograms", listing, "--model", model, "-o", tmp_path / "a.atlas", expect="tomo_000.rec")
 
 
+def test_a_trained_run_is_kept_without_resume_or_force(cli, tomogram_set: Path, trained: Path) -> None:
+    before = (trained / "model_last.pth").read_bytes()
+    result = cli("train", "tomograms", tomogram_set / "tomograms.txt", "-o", trained, *TINY)
+    assert_one_line_error(result, "--resume", "--force")
+    assert (trained / "model_last.pth").read_bytes() == before
+    assert len((trained / "log.txt").read_text().splitlines()) == 2
+
+
 def test_existing_atlas_is_kept_without_force(cli, tomogram_set: Path, trained: Path, tmp_path: Path) -> None:
     target = tmp_path / "t.atlas"
     target.mkdir()

@@ -82,6 +82,8 @@ def train(
                                                help="Save a model every this many epochs (with --save_all).")] = 5,
     save_all: Annotated[bool, typer.Option("--save_all", "--save-all", help="Keep model_<epoch>.pth files.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from model_last.pth in the run folder.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Start over in a run folder that holds a model (ours).")]
+    = False,
     gauss: Gauss = 0.0,
     dog: Dog = MILOPYP_DOG,
     gpus: Gpus = "0",
@@ -101,7 +103,7 @@ def train(
         _list_file(train_img_txt), out_dir, picker=_picker(gauss, dog), arch=arch, mode=mode, bbox=bbox,
         epochs=num_epochs, batch_size=batch_size, lr=lr, lr_steps=steps, val_intervals=val_intervals,
         save_all=save_all, resume=resume, device=_device(gpus), width=width, seed=seed, workers=num_workers,
-        order=order, options=options, reporter=session.reporter(),
+        order=order, replace=force, options=options, reporter=session.reporter(),
     )
     last = f", last loss {report.losses[-1]:.4f}" if report.losses else ""
     stdout.print(f"trained {report.arch} on {report.patches:,} patches for {report.epochs} epochs{last}; "

@@ -40,6 +40,7 @@ def train_tomograms(
     lr: Annotated[float, typer.Option(help="Learning rate (SGD, MiLoPYP's schedule).")] = 1e-3,
     save_every: Annotated[int, typer.Option(help="Keep model_<epoch>.pth every this many epochs (0: none).")] = 20,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from model_last.pth in the run folder.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Start over in a run folder that holds a model.")] = False,
     width: Annotated[int, typer.Option(help="Base channels of the ResNet (MiLoPYP: 64).")] = 64,
     margin: Annotated[int, typer.Option(help="Pixels around each box for shifted positive crops.")] = 4,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -61,7 +62,7 @@ def train_tomograms(
     report = train(
         tomograms, output, picker=picking.picker(), arch=arch, mode=mode, bbox=bbox, epochs=epochs,
         batch_size=batch_size, lr=lr, val_intervals=save_every, save_all=save_every > 0, resume=resume,
-        device=device, width=width, margin=margin, seed=seed, workers=workers, order=order,
+        device=device, width=width, margin=margin, seed=seed, workers=workers, order=order, replace=force,
         reporter=session.reporter(),
     )
     last = f", last loss {report.losses[-1]:.4f}" if report.losses else ""

@@ -54,14 +54,21 @@ def train_tomograms(
     seed: int = 0,
     workers: int = 1,
     order: str = "auto",
+    replace: bool = False,
     options: Mapping[str, Any] | None = None,
     reporter: Reporter = SILENT,
 ) -> TrainReport:
-    """Pick candidates in every tomogram, cut 8-bit patches with a margin, and train `arch` on them."""
+    """Pick candidates in every tomogram, cut 8-bit patches with a margin, and train `arch` on them.
+
+    A run folder that already holds a model is only continued (`resume`) or, with `replace`, started over.
+    """
     from embedscope.encoders.training import train_simsiam
 
     started = time.perf_counter()
     arch, mode = mode_of(arch, mode)
+    if (Path(out_dir) / "model_last.pth").exists() and not (resume or replace):
+        raise ParameterError(f"{out_dir} already holds a trained model; continue it with --resume, start over "
+                             "with --force, or train into another folder")
     if epochs < 1:
         raise ParameterError(f"--num_epochs must be at least 1; got {epochs}")
     if batch_size < 2:

@@ -151,3 +151,18 @@ def test_bad_input_gives_one_line_and_leaves_the_atlas_unchanged(cli, atlas_copy
     assert_one_line_error(cli("cluster", single, "--method", "kmeans", "--k", 2), "1 item")
     assert cli("map", atlas_copy, "--method", "pca").code == 0
     assert_one_line_error(cli("quality", atlas_copy, "--layer", "pca", "--labels", "nope"), "no column nope")
+
+
+def test_usage_errors_are_one_line_and_not_called_bugs(cli) -> None:
+    for args in (("map",), ("map", "x.atlas", "--bogus"), ("export", "x.atlas", "-o", "y.csv", "--cluster")):
+        result = cli(*args)
+        assert_one_line_error(result, "--help")
+        assert "unexpected" not in result.err
+
+
+def test_several_clusters_follow_one_option() -> None:
+    from embedscope.cli.runner import _expand_multi_values
+
+    assert _expand_multi_values(["export", "a", "--cluster", "3", "7", "--where", ""]) == [
+        "export", "a", "--cluster", "3", "--cluster", "7", "--where", ""]
+    assert _expand_multi_values(["--cluster", "--format", "csv"]) == ["--cluster", "--format", "csv"]

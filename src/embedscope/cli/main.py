@@ -284,7 +284,7 @@ def paint(
 def export(
     atlas: Annotated[Path, typer.Argument(help="The Atlas folder.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The file to write.")],
-    fmt: Annotated[str, typer.Option("--format", help="milopyp-coords, csv, parquet or star.")] = "csv",
+    fmt: Annotated[str, typer.Option("--format", help="milopyp-coords, csv, parquet, json or star.")] = "csv",
     ids: Annotated[Path | None, typer.Option(help="File of item ids to export, one per line.")] = None,
     cluster_ids: Annotated[list[int] | None, typer.Option("--cluster", help="Cluster number(s) to export.")] = None,
     layer: Annotated[str | None, typer.Option(help="Clustering layer for --cluster (default: the newest).")] = None,
@@ -299,6 +299,28 @@ def export(
                               fmt=fmt, output=output, if_double=if_double, reporter=session.reporter(),
                               command=session.command)
     typer.echo(f"exported {report.count:,} items to {report.output} ({report.format})")
+
+
+@app.command()
+def view(
+    atlas: Annotated[Path, typer.Argument(help="The Atlas folder.")],
+    layer: Annotated[str | None, typer.Option(help="Map layer to open on (default: the newest 2D one).")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on; other than loopback needs a token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0: a free one).")] = 0,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser.")] = False,
+    token: Annotated[str | None, typer.Option(help="Access token (generated for a non-loopback --host).")] = None,
+    export: Annotated[Path | None, typer.Option("--export", help="Write a static site to this folder instead.")]
+    = None,
+) -> None:
+    """Explore an Atlas in the browser: map, thumbnails, lasso export, neighbours; or export it as a static site."""
+    from embedscope.server import export_static_site, serve
+
+    if export is not None:
+        site = export_static_site(atlas, export, layer=layer, reporter=session.reporter())
+        typer.echo(f"wrote the viewer to {site}; open {site / 'index.html'}")
+        return
+    serve(atlas, layer=layer, host=host, port=port, open_browser=not no_browser, token=token,
+          ready=lambda url: typer.echo(f"embedscope viewer: {url}  (Ctrl-C to stop)"))
 
 
 def _listed(text: str) -> tuple[str, ...]:

@@ -1,5 +1,5 @@
 """`export`: write a selection of an Atlas's items (by ids, clusters or a SQL condition) as MiLoPYP
-training coordinates, a RELION STAR file, CSV or Parquet.
+training coordinates, a RELION STAR file, CSV or Parquet (and JSON, for the viewer's given rows).
 
 The selection itself (`select_rows`) is shared with the viewer, so both pick the same items.
 """
@@ -28,7 +28,9 @@ from embedscope.formats.milopyp import write_training_coords
 from embedscope.formats.star import particle_columns, write_particles_star
 from embedscope.progress import SILENT, Reporter
 
-FORMATS = ("milopyp-coords", "star", "csv", "parquet")
+FORMATS = ("milopyp-coords", "star", "csv", "parquet", "json")
+ROW_FORMATS = FORMATS
+TABLE_FORMATS = ("csv", "parquet", "json")
 COORDINATE_COLUMNS = ("tomogram", "x", "y", "z")
 CLUSTER = "cluster"
 SHOWN = 5  # unknown ids or clusters named in an error
@@ -81,23 +83,70 @@ def export_selection(
     rows = select_rows(atlas, ids=ids, clusters=clusters, cluster_layer=cluster_layer, where=where,
                        reporter=reporter)
     selection = _described(ids_file, clusters, cluster_layer, where)
-    with reporter.phase(f"writing {len(rows):,} items as {fmt}", len(rows)) as advance:
-        if fmt in ("csv", "parquet"):
-            table = _without_row(selection_table(atlas, reporter).take(pa.array(rows)))
-            _write_table(table, output, fmt)
-        else:
-            table = atlas.table(needed).take(pa.array(rows))
-            if fmt == "milopyp-coords":
-                coords = np.column_stack([_integers(table.column(axis), axis) for axis in "xyz"])
-                write_training_coords(output, table.column("tomogram").to_pylist(), coords, if_double=if_double)
-            else:
-                if with_classes:
-                    labels = _cluster_labels(atlas, cluster_layer)[rows]
-                    table = table.append_column(CLUSTER, pa.array(labels, pa.int32()))
-                write_particles_star(output, table)
-        advance(len(rows))
-    return ExportReport(len(rows), output, fmt, selection, table.column_names,
+    labels = _cluster_labels(atlas, cluster_layer)[rows] if with_classes and fmt == "star" else None
+    columns = _write_rows(atlas, rows, fmt, output, needed, labels=labels, if_double=if_double, reporter=reporter)
+    return ExportReport(len(rows), output, fmt, selection, columns, round(time.perf_counter() - started, 3))
+
+
+def export_rows(
+    atlas: Atlas,
+    rows: np.ndarray | Sequence[int],
+    fmt: str,
+    output: str | os.PathLike[str],
+    *,
+    table: pa.Table | None = None,
+    reporter: Reporter = SILENT,
+) -> ExportReport:
+    """Write the items at `rows` as `fmt` (an export format or json): the viewer's export of a selection.
+
+    Each row is written once, in Atlas order, with the same columns as `export_selection`; json holds
+    the csv columns as an array of objects. `table` is the Atlas's `selection_table` when the caller
+    holds it already, so a large Atlas is not read again.
+    """
+    started = time.perf_counter()
+    if fmt not in ROW_FORMATS:
+        raise ParameterError(f"unknown export format {fmt!r}; use one of {', '.join(ROW_FORMATS)}")
+    rows = np.unique(np.asarray(rows, dtype=np.int64))
+    if rows.size == 0:
+        raise ParameterError("nothing is selected; select at least one item to export")
+    if rows[0] < 0 or rows[-1] >= atlas.n:
+        raise ParameterError(f"rows must lie in 0..{atlas.n - 1}; got {rows[0]}..{rows[-1]}")
+    output = Path(output)
+    needed = _needed_columns(atlas, fmt)
+    columns = _write_rows(atlas, rows, fmt, output, needed, table=table, reporter=reporter)
+    return ExportReport(len(rows), output, fmt, f"{len(rows):,} chosen rows", columns,
                         round(time.perf_counter() - started, 3))
+
+
+def _write_rows(
+    atlas: Atlas,
+    rows: np.ndarray,
+    fmt: str,
+    output: Path,
+    needed: list[str],
+    *,
+    table: pa.Table | None = None,
+    labels: np.ndarray | None = None,
+    if_double: bool = False,
+    reporter: Reporter = SILENT,
+) -> list[str]:
+    """Write the items at `rows` as `fmt` (star with class numbers when `labels` are given); return the columns."""
+    with reporter.phase(f"writing {len(rows):,} items as {fmt}", len(rows)) as advance:
+        if fmt in TABLE_FORMATS:
+            table = selection_table(atlas, reporter) if table is None else table
+            chosen = _without_row(table.take(pa.array(rows)))
+            _write_table(chosen, output, fmt)
+        else:
+            chosen = (atlas.table(needed) if table is None else table.select(needed)).take(pa.array(rows))
+            if fmt == "milopyp-coords":
+                coords = np.column_stack([_integers(chosen.column(axis), axis) for axis in "xyz"])
+                write_training_coords(output, chosen.column("tomogram").to_pylist(), coords, if_double=if_double)
+            else:
+                if labels is not None:
+                    chosen = chosen.append_column(CLUSTER, pa.array(labels, pa.int32()))
+                write_particles_star(output, chosen)
+        advance(len(rows))
+    return chosen.column_names
 
 
 def select_rows(
@@ -266,8 +315,25 @@ def _write_table(table: pa.Table, output: Path, fmt: str) -> None:
     with atomic_output(output) as temporary:
         if fmt == "csv":
             pacsv.write_csv(table, temporary)
+        elif fmt == "json":
+            _write_json(table, temporary)
         else:
             pq.write_table(table, temporary)
+
+
+def _write_json(table: pa.Table, path: Path) -> None:
+    """Write `table` as a JSON array of objects (NaN as null, which JSON has no other word for)."""
+    for index, name in enumerate(table.column_names):
+        column = table.column(index)
+        if pa.types.is_floating(column.type):
+            table = table.set_column(index, name, pc.if_else(pc.is_nan(column), None, column))
+    connection = duckdb.connect(":memory:")
+    try:
+        connection.register("items", table)
+        target = str(path).replace("'", "''")
+        connection.execute(f"COPY items TO '{target}' (FORMAT json, ARRAY true)")
+    finally:
+        connection.close()
 
 
 def _described(ids_file: object, clusters: Sequence[int] | None, layer: str | None, where: str | None) -> str:

@@ -7,11 +7,12 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 CONSTRAINTS := -c constraints.txt
 STAMP := $(VENV)/.installed
+VIEWER := src/embedscope/server/static/index.html
 DEMO := demo
 
 .PHONY: setup demo test bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(VIEWER)
 
 # torch first, from the pinned CPU build; every later pip call passes the same constraints.
 $(STAMP): pyproject.toml constraints.txt .ci/install-chromium
@@ -20,6 +21,13 @@ $(STAMP): pyproject.toml constraints.txt .ci/install-chromium
 	$(PIP) install --quiet $(CONSTRAINTS) -e ".[all,dev]"
 	@bash .ci/install-chromium
 	@touch $(STAMP)
+
+# The viewer's front end (TypeScript + Vite), built into the package; skipped with a note where npm is missing.
+$(VIEWER): frontend/package.json frontend/package-lock.json frontend/index.html frontend/vite.config.ts \
+		$(wildcard frontend/src/*)
+	@if command -v npm >/dev/null 2>&1; then \
+		cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent; \
+	else echo "note: npm not found; the viewer serves a placeholder page until Node.js is installed" >&2; fi
 
 demo: setup
 	$(BIN)/python -m embedscope.datasets $(DEMO)
@@ -41,6 +49,7 @@ demo: setup
 		-o $(DEMO)/tomogram-figures
 	$(BIN)/embedscope paint $(DEMO)/tomograms.atlas --tomograms $(DEMO)/tomograms/tomograms.txt \
 		--color-by overcluster -o $(DEMO)/painted --blend 0.6
+	$(BIN)/embedscope view $(DEMO)/demo.atlas $(if $(DISPLAY),,--no-browser)
 
 test: setup
 	$(BIN)/ruff check src tests benchmarks
@@ -53,4 +62,4 @@ bench: setup
 	$(BIN)/python benchmarks/tomograms.py
 
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(DEMO) .pytest_cache .hypothesis frontend/node_modules src/embedscope/server/static

@@ -33,6 +33,7 @@ ROW_FORMATS = FORMATS
 TABLE_FORMATS = ("csv", "parquet", "json")
 COORDINATE_COLUMNS = ("tomogram", "x", "y", "z")
 CLUSTER = "cluster"
+SHOWN_CONDITION = 80  # characters of a failed condition quoted in its error
 SHOWN = 5  # unknown ids or clusters named in an error
 
 
@@ -244,21 +245,29 @@ def _cluster_labels(atlas: Atlas, layer: str) -> np.ndarray:
 
 
 def _rows_where(atlas: Atlas, where: str, reporter: Reporter) -> np.ndarray:
+    return rows_where(selection_table(atlas, reporter), where, "--where")
+
+
+def rows_where(table: pa.Table, where: str, name: str = "the condition") -> np.ndarray:
+    """The sorted rows (int64) of a selection table where the DuckDB condition holds; `name` heads errors.
+
+    `embedscope export --where` and the viewer's filter both come here, so they pick the same items.
+    """
     if not where.strip():
-        raise ParameterError("--where is empty; give a SQL condition such as \"kmeans_cluster = 3\"")
-    table = selection_table(atlas, reporter)
-    with _sandbox() as connection:
+        raise ParameterError(f"{name} is empty; give a SQL condition such as \"kmeans_cluster = 3\"")
+    with sql_sandbox() as connection:
         connection.register("items", table)
         try:
             result = connection.table("items").filter(where).project('"row"').fetchnumpy()
         except duckdb.Error as error:
-            raise ParameterError(f"--where {where!r} failed: {reason(error)}") from error
+            shown = where if len(where) <= SHOWN_CONDITION else where[:SHOWN_CONDITION] + "..."
+            raise ParameterError(f"{name} {shown!r} failed: {reason(error)}") from error
     return np.sort(np.asarray(result["row"], dtype=np.int64))
 
 
 @contextmanager
-def _sandbox() -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB that cannot touch files, so a condition can only read the items."""
+def sql_sandbox() -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB that cannot touch files, nor be told to, so a condition can only read the items."""
     connection = duckdb.connect(":memory:")
     try:
         connection.execute("SET enable_external_access = false")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embedscope.errors import ParameterError
 from embedscope.pipeline.tomogram_atlas import write_tomogram_atlas
 from embedscope.pipeline.tomogram_patches import gather_patches, mode_of
 from embedscope.progress import SILENT, Reporter
@@ -54,7 +55,6 @@ def embed_tomograms(
     arch and bbox default to the checkpoint's; a MiLoPYP checkpoint records no bbox, so give --bbox for it.
     """
     from embedscope.encoders.inference import embed_patches, load_encoder
-    from embedscope.errors import ParameterError
     from embedscope.formats.milopyp import write_output_info
 
     started = time.perf_counter()

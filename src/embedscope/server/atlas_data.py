@@ -20,11 +20,11 @@ import pyarrow.compute as pc
 from embedscope.atlas import Atlas
 from embedscope.errors import ParameterError
 from embedscope.manifest import sync_directory
-from embedscope.pipeline.exporting import export_rows, selection_table
+from embedscope.pipeline.exporting import export_rows, rows_where, selection_table
 from embedscope.server import catalogue
 from embedscope.server.arrow_responses import arrow_stream
 from embedscope.server.neighbor_search import NeighborSearch
-from embedscope.server.queries import rows_where, search_rows
+from embedscope.server.queries import search_rows
 from embedscope.server.thumb_images import ThumbImages
 
 SELECTIONS = "selections"

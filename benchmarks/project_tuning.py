@@ -48,7 +48,7 @@ def run(tool: str, vectors: np.ndarray) -> np.ndarray:
         import openTSNE
 
         return np.asarray(openTSNE.TSNE().fit(vectors))
-    from embedscope.project import project, reduce_dims
+    from embedscope.maps import project, reduce_dims
 
     method = tool.removeprefix("ours-").removesuffix("-raw")
     if not tool.endswith("-raw") and vectors.shape[1] > 100:

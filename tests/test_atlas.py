@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from embedscope import Atlas
+from embedscope.atlas.parts import ROW_GROUP_ROWS
 from embedscope.errors import AtlasError, ParameterError, VectorError
-from embedscope.parts import ROW_GROUP_ROWS
 
 
 def test_created_atlas_has_the_documented_layout(tmp_path: Path) -> None:
@@ -251,7 +251,7 @@ def test_a_second_writer_is_refused_while_one_writes(tmp_path: Path) -> None:
 
 
 def test_graphs_are_cached_reused_for_smaller_k_and_dropped_when_items_change(tmp_path: Path) -> None:
-    from embedscope.neighbors import knn_graph
+    from embedscope.maps.neighbors import knn_graph
 
     atlas = Atlas.create(tmp_path / "a.atlas", 4)
     vectors = np.random.default_rng(0).normal(size=(200, 4)).astype(np.float32)

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from embedscope.cluster import METHODS, by_size, make_clusterer
+from embedscope.clusters import METHODS, by_size, make_clusterer
 from embedscope.errors import ParameterError
-from embedscope.neighbors import knn_graph
+from embedscope.maps.neighbors import knn_graph
 from embedscope.progress import Reporter
 
 OPTIONS = {"kmeans": {"k": 6}, "spectral": {"k": 6}, "hdbscan": {}, "leiden": {}, "overcluster": {"k": 6}}

@@ -10,8 +10,8 @@ from hypothesis.extra.numpy import arrays
 from scipy.spatial.distance import cdist
 
 from embedscope.errors import ParameterError, VectorError
-from embedscope.neighbors import KnnGraph, NearestNeighbors, knn_graph, rerank
-from embedscope.pca import PCA
+from embedscope.maps.neighbors import KnnGraph, NearestNeighbors, knn_graph, rerank
+from embedscope.maps.pca import PCA
 
 TOLERANCE = 1e-5
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from embedscope import Atlas
-from embedscope.parquet_pages import read_float_column
+from embedscope.atlas.parquet_pages import read_float_column
 
 
 def vector_table(array: np.ndarray, nullable: bool) -> pa.Table:

@@ -16,13 +16,13 @@ from sklearn.manifold import trustworthiness
 from sklearn.metrics import adjusted_rand_score
 
 from embedscope.errors import ParameterError
-from embedscope.neighbors import knn_graph
-from embedscope.pca import PCA
-from embedscope.placement import sample_then_place
+from embedscope.maps import METHODS, make_projection, project, reduce_dims
+from embedscope.maps.neighbors import knn_graph
+from embedscope.maps.pca import PCA
+from embedscope.maps.placement import sample_then_place
+from embedscope.maps.tsne import exact_repulsion, interpolated_repulsion, joint_probabilities, kl_gradient
+from embedscope.maps.umap_graph import memberships
 from embedscope.progress import Reporter
-from embedscope.project import METHODS, make_projection, project, reduce_dims
-from embedscope.tsne import exact_repulsion, interpolated_repulsion, joint_probabilities, kl_gradient
-from embedscope.umap_graph import memberships
 
 
 @pytest.fixture(scope="module")
@@ -226,6 +226,6 @@ def test_layout_reports_its_epochs(small_blobs):
 
 
 def test_projection_modules_do_not_import_torch():
-    code = ("import sys, embedscope.project, embedscope.placement, embedscope.tsne; "
+    code = ("import sys, embedscope.maps; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

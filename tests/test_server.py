@@ -31,7 +31,7 @@ from PIL import Image
 from embedscope.atlas import Atlas
 from embedscope.errors import AtlasError, ParameterError
 from embedscope.formats.star import read_particles_star
-from embedscope.neighbors import knn_graph
+from embedscope.maps.neighbors import knn_graph
 from embedscope.pipeline.exporting import export_rows
 from embedscope.server import create_app, export_static_site
 from embedscope.server.security import is_loopback, row_number, rows_from_bytes, rows_from_text

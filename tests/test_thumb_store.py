@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from embedscope import Atlas
+from embedscope.atlas.thumb_store import CHUNK_ROWS
 from embedscope.errors import AtlasError, ParameterError
-from embedscope.thumb_store import CHUNK_ROWS
 
 N = CHUNK_ROWS * 2 + 300
 

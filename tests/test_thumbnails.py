@@ -16,7 +16,7 @@ from PIL import Image
 from embedscope.errors import InputError, ParameterError
 from embedscope.formats.images import open_image, read_image
 from embedscope.progress import Reporter
-from embedscope.thumbnails import MODES, crop, make_thumbnails, power_spectrum, thumbnail, to_uint8
+from embedscope.sources.thumbnails import MODES, crop, make_thumbnails, power_spectrum, thumbnail, to_uint8
 
 _OPENED: list[str] | None = None
 

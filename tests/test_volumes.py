@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy.ndimage import gaussian_filter
 
 from embedscope.errors import ParameterError
-from embedscope.volumes import blend, grey_rgb, paint, write_volume_mrc
+from embedscope.figures.volumes import blend, grey_rgb, paint, write_volume_mrc
 
 RED, GREEN = np.array([255, 0, 0], np.uint8), np.array([0, 200, 30], np.uint8)
 

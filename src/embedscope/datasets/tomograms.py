@@ -19,8 +19,8 @@ import numpy as np
 import pyarrow as pa
 import scipy.fft
 
-from embedscope.atomic_files import atomic_output
 from embedscope.errors import ParameterError
+from embedscope.formats.atomic_files import atomic_output
 from embedscope.progress import SILENT, Reporter
 
 CLASSES = ("sphere", "shell", "rod", "dimer")

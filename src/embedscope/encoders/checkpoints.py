@@ -12,10 +12,10 @@ from typing import Any
 
 import torch
 
-from embedscope.atomic_files import atomic_output
 from embedscope.encoders.patches import PatchStatistics
 from embedscope.encoders.simsiam import ARCHITECTURES, SimSiam, make_model
 from embedscope.errors import InputError
+from embedscope.formats.atomic_files import atomic_output
 
 WRITTEN_BY_MILOPYP = "MiLoPYP"
 WRITTEN_BY_US = "embedscope"

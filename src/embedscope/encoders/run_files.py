@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from embedscope.atomic_files import atomic_output
+from embedscope.formats.atomic_files import atomic_output
 
 OPTIONS_FILE = "opts.txt"
 LOG_FILE = "log.txt"

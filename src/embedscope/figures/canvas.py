@@ -15,8 +15,8 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from embedscope.atomic_files import atomic_output
 from embedscope.errors import ParameterError
+from embedscope.formats.atomic_files import atomic_output
 
 FORMATS = (".webp", ".png", ".svg", ".pdf")
 STYLE = {

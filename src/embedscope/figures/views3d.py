@@ -13,7 +13,6 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from embedscope.atomic_files import atomic_output
 from embedscope.errors import ParameterError
 from embedscope.figures.canvas import figure_format, house_style, new_figure, save_figure
 from embedscope.figures.scatter import (
@@ -27,6 +26,7 @@ from embedscope.figures.scatter import (
     point_alpha,
     point_size,
 )
+from embedscope.formats.atomic_files import atomic_output
 
 VIEWS = ((0, 1), (0, 2), (1, 2))  # seen from above, from the front, from the side
 AXIS_NAMES = ("dimension 1", "dimension 2", "dimension 3")

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from embedscope.atomic_files import atomic_output
 from embedscope.errors import InputError, ParameterError
+from embedscope.formats.atomic_files import atomic_output
 from embedscope.formats.file_checks import damaged, reason, require_file
 
 REQUIRED_KEYS = ("pred", "name", "coords")  # what MiLoPYP's plotting and 3D views read

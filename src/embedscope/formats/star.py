@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from embedscope.atomic_files import atomic_output
 from embedscope.errors import InputError, ParameterError
+from embedscope.formats.atomic_files import atomic_output
 from embedscope.formats.file_checks import require_file
 
 BLOCK = "particles"

@@ -5,19 +5,20 @@ Scores are computed in the original space on a seeded sample, so they are compar
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
 
-from embedscope.atlas import Atlas
+from embedscope.atlas import Atlas, as_atlas
 from embedscope.errors import AtlasError
 
 MAP_COLUMNS = ("x", "y", "z")
 
 
 def assess_layer(
-    atlas: Atlas,
+    atlas: Atlas | str | os.PathLike[str],
     layer: str,
     *,
     labels: str | None = None,
@@ -26,6 +27,7 @@ def assess_layer(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Scores of a map layer (trustworthiness, kNN recall, kNN accuracy) or a clustering (silhouette, ARI, NMI)."""
+    atlas = as_atlas(atlas)
     from embedscope.metrics import cluster_quality, map_quality
 
     table = atlas.layer(layer)

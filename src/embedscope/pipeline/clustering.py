@@ -5,13 +5,14 @@ Graph-based methods reuse the neighbour graph that `map` cached in the same spac
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from embedscope.atlas import Atlas, check_layer_name
+from embedscope.atlas import Atlas, as_atlas, check_layer_name
 from embedscope.errors import AtlasError
 from embedscope.pipeline.spaces import WorkSpace, cached_graph, work_space
 from embedscope.progress import SILENT, Reporter
@@ -30,7 +31,7 @@ class ClusterReport:
 
 
 def cluster_atlas(
-    atlas: Atlas,
+    atlas: Atlas | str | os.PathLike[str],
     method: str = "kmeans",
     *,
     k: int | None = None,
@@ -48,7 +49,8 @@ def cluster_atlas(
     command: str | None = None,
 ) -> ClusterReport:
     """Cluster with `method` and write layer `name` (default: the method) with a `cluster` column."""
-    from embedscope.cluster import make_clusterer
+    atlas = as_atlas(atlas)
+    from embedscope.clusters import make_clusterer
 
     started = time.perf_counter()
     name = name or method
@@ -58,7 +60,7 @@ def cluster_atlas(
         method, k=k, estimate_k=estimate_k, spherical=spherical, min_cluster_size=min_cluster_size,
         resolution=resolution, n_neighbors=n_neighbors, metric=metric, seed=seed,
     )
-    clusterer.check_size(atlas.n)  # before any work, so errors come first
+    clusterer.check(atlas.n)  # before any work, so errors come first
     space = _layer_space(atlas, on_layer) if on_layer else work_space(atlas, metric, pca_dims, seed, reporter)
     graph, computed = None, False
     if clusterer.graph_k:

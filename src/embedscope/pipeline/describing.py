@@ -5,13 +5,15 @@ Reads only the manifest and the Parquet footers, so it is instant on any size of
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from embedscope.atlas import Atlas
+from embedscope.atlas import Atlas, as_atlas
 
 
-def describe(atlas: Atlas) -> dict[str, Any]:
+def describe(atlas: Atlas | str | os.PathLike[str]) -> dict[str, Any]:
     """Items, dim, metric, columns with types, layers with parameters, thumbnails, provenance, size on disk."""
+    atlas = as_atlas(atlas)
     schema = atlas.schema()
     return {
         "path": str(atlas.path),

@@ -20,9 +20,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from embedscope.atlas import Atlas
-from embedscope.atomic_files import atomic_output
+from embedscope.atlas import Atlas, as_atlas
 from embedscope.errors import AtlasError, InputError, ParameterError
+from embedscope.formats.atomic_files import atomic_output
 from embedscope.formats.file_checks import reason, require_file
 from embedscope.formats.milopyp import write_training_coords
 from embedscope.formats.star import particle_columns, write_particles_star
@@ -50,7 +50,7 @@ class ExportReport:
 
 
 def export_selection(
-    atlas_path: str | os.PathLike[str],
+    atlas: Atlas | str | os.PathLike[str],
     *,
     ids_file: str | os.PathLike[str] | None = None,
     clusters: Sequence[int] | None = None,
@@ -75,7 +75,7 @@ def export_selection(
     if if_double and fmt != "milopyp-coords":
         raise ParameterError("--if-double doubles MiLoPYP's z and applies to --format milopyp-coords only")
     output = Path(output)
-    atlas = Atlas.open(atlas_path)
+    atlas = as_atlas(atlas)
     ids = _read_ids(Path(ids_file)) if ids_file is not None else None
     with_classes = clusters is not None or cluster_layer is not None
     if with_classes:

@@ -6,7 +6,11 @@ first figure is drawn. File names follow prismPYP's, so users find them where th
 
 from __future__ import annotations
 
+import base64
+import html
+import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,13 +18,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from embedscope.atlas import Atlas
+from embedscope.atlas import Atlas, as_atlas
 from embedscope.errors import AtlasError, ParameterError
 from embedscope.progress import SILENT, Reporter
 
 KINDS = ("scatter", "thumbnails", "neighbors", "matrix")
 FORMATS = ("webp", "png", "svg", "pdf")
 NEIGHBOURS = 8
+MEDIA_TYPES = {".webp": "image/webp", ".png": "image/png", ".svg": "image/svg+xml", ".gif": "image/gif"}
 MAP_COLUMNS = ("x", "y", "z")
 
 
@@ -32,6 +37,10 @@ class FiguresReport:
     neighbours: dict[int, list[int]] = field(default_factory=dict)
     colors_layer: str | None = None
     seconds: float = 0.0
+
+    def _repr_html_(self) -> str:
+        """The figures themselves, so a notebook cell that ends with `embedscope.draw(...)` shows them inline."""
+        return "".join(_inline(file) for file in self.files)
 
 
 @dataclass
@@ -46,12 +55,12 @@ class _Request:
 
 
 def figures_atlas(
-    atlas: Atlas,
+    atlas: Atlas | str | os.PathLike[str],
     layer: str,
     *,
-    kinds: tuple[str, ...] = ("scatter",),
+    kinds: Sequence[str] = ("scatter",),
     color: str | None = None,
-    output: Path = Path("figures"),
+    output: str | os.PathLike[str] = "figures",
     fmt: str = "webp",
     dpi: int = 150,
     max_thumbs: int = 150,
@@ -66,6 +75,8 @@ def figures_atlas(
     command: str | None = None,
 ) -> FiguresReport:
     """Draw the asked `kinds` of figure for map `layer` into `output`; with `colors`, store a colour layer."""
+    atlas = as_atlas(atlas)
+    output, kinds = Path(output), tuple(kinds)
     started = time.perf_counter()
     _check_options(kinds, fmt, dpi, max_thumbs, min_dist, references)
     positions = _positions(atlas, layer)
@@ -92,6 +103,16 @@ def figures_atlas(
                   "neighbours": {str(row): near for row, near in report.neighbours.items()}}
     atlas.record("figures", parameters, command=command)
     return report
+
+
+def _inline(file: Path) -> str:
+    """One figure as HTML: the image embedded (PDF, which browsers do not show inline, as its path)."""
+    kind = MEDIA_TYPES.get(file.suffix.lower())
+    if kind is None:
+        return f"<p>{html.escape(str(file))}</p>"
+    data = base64.b64encode(file.read_bytes()).decode("ascii")
+    return f'<figure><img src="data:{kind};base64,{data}" style="max-width:100%"/>' \
+           f"<figcaption>{html.escape(file.name)}</figcaption></figure>"
 
 
 def _check_options(
@@ -228,7 +249,7 @@ def _neighbour_grids(
 ) -> tuple[list[Path], dict[int, list[int]]]:
     """Each reference then its 8 nearest items in the original space, nearest first, with distances."""
     from embedscope.figures import draw_neighbor_matrix, draw_neighbors
-    from embedscope.neighbors import NearestNeighbors
+    from embedscope.maps.neighbors import NearestNeighbors
 
     metric = atlas.metric or "euclidean"
     vectors = atlas.vectors()

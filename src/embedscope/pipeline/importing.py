@@ -15,8 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from embedscope import item_checks
-from embedscope.atlas import Atlas
+from embedscope.atlas import Atlas, item_checks
 from embedscope.errors import InputError, ParameterError, VectorError
 from embedscope.formats.vector_files import VectorFile, read_ids, read_vectors
 from embedscope.formats.vector_tables import read_table

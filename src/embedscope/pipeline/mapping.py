@@ -5,11 +5,12 @@ The neighbour graph comes from the Atlas's cache when one fits, and is cached wh
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from embedscope.atlas import Atlas, check_layer_name
+from embedscope.atlas import Atlas, as_atlas, check_layer_name
 from embedscope.pipeline.spaces import cached_graph, work_space
 from embedscope.progress import SILENT, Reporter
 
@@ -27,7 +28,7 @@ class MapReport:
 
 
 def map_atlas(
-    atlas: Atlas,
+    atlas: Atlas | str | os.PathLike[str],
     method: str = "umap",
     *,
     dims: int = 2,
@@ -45,10 +46,10 @@ def map_atlas(
     command: str | None = None,
 ) -> MapReport:
     """Project the Atlas with `method` and write layer `name` (default: the method, plus "3d")."""
-    from embedscope.project import check_neighbours, make_projection, project
-    from embedscope.tsne import check_size
+    from embedscope.maps import fit_map, make_projection
 
     started = time.perf_counter()
+    atlas = as_atlas(atlas)
     name = name or (method if dims == 2 else f"{method}{dims}d")
     check_layer_name(name)
     metric = metric or atlas.metric or "euclidean"
@@ -56,19 +57,12 @@ def map_atlas(
         method, dims=dims, metric=metric, n_neighbors=n_neighbors, min_dist=min_dist,
         perplexity=perplexity, seed=seed, engine=engine,
     )
-    fitted = min(atlas.n, max_fit)  # n-dependent checks before any work, so errors come first
-    if method in ("umap", "phate"):
-        check_neighbours(n_neighbors, fitted)
-    if method == "tsne":
-        check_size(fitted, perplexity)
+    projector.check(min(atlas.n, max_fit))  # n-dependent checks before any work, so errors come first
     space = work_space(atlas, metric, 0 if method == "pca" else pca_dims, seed, reporter)
     graph, computed = None, False
     if projector.graph_k and atlas.n <= max_fit:
         graph, computed = cached_graph(atlas, space, projector.graph_k, reporter)
-    positions = project(
-        space.data, method, dims=dims, metric=metric, n_neighbors=n_neighbors, min_dist=min_dist,
-        perplexity=perplexity, seed=seed, engine=engine, max_fit=max_fit, knn=graph, reporter=reporter,
-    )
+    positions = fit_map(projector, space.data, max_fit=max_fit, knn=graph, reporter=reporter)
     params = _parameters(method, dims, metric, n_neighbors, min_dist, perplexity, seed, engine, space.name, max_fit)
     params["graph"] = "none" if graph is None else ("computed" if computed else "cached")
     report = MapReport(name, params, 0.0)

@@ -15,9 +15,9 @@ import numpy as np
 from PIL import Image
 
 from embedscope.atlas import Atlas
+from embedscope.atlas.manifest import read_manifest
 from embedscope.errors import AtlasError, ParameterError
 from embedscope.formats.milopyp import image_urls, read_output_info, write_interactive_parquet
-from embedscope.manifest import read_manifest
 from embedscope.pipeline.clustering import cluster_atlas
 from embedscope.pipeline.mapping import map_atlas
 from embedscope.pipeline.tomogram_atlas import point_ids, write_tomogram_atlas
@@ -120,8 +120,8 @@ def _unit_square(atlas: Atlas, layer: str) -> np.ndarray:
 def _milopyp_files(info, positions: np.ndarray, labels: np.ndarray, output: Path, host: int, save_images: bool,
                    reporter: Reporter) -> list[Path]:
     """all_colors.npy, interactive_info_parquet.gzip and imgs/{i}.png, in npz order as MiLoPYP writes them."""
-    from embedscope.atomic_files import atomic_output
     from embedscope.figures import position_colors
+    from embedscope.formats.atomic_files import atomic_output
 
     colors = output / "all_colors.npy"
     with atomic_output(colors) as temporary, open(temporary, "wb") as file:

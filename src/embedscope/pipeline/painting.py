@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from embedscope.atlas import Atlas
-from embedscope.atomic_files import atomic_output
+from embedscope.atlas import Atlas, as_atlas
 from embedscope.errors import AtlasError, InputError, ParameterError
+from embedscope.formats.atomic_files import atomic_output
 from embedscope.progress import SILENT, Reporter
 from embedscope.sources import TomogramEntry, find_tomograms, read_tomogram
 
@@ -44,7 +45,7 @@ class Marks:
 
 
 def paint_atlas(
-    atlas: Atlas,
+    atlas: Atlas | str | os.PathLike[str],
     tomograms: Path,
     color_by: str,
     output: Path,
@@ -58,6 +59,7 @@ def paint_atlas(
 ) -> PaintReport:
     """Per tomogram: `<name>_grey`, `<name>_painted`, with `blend` a `<name>_blend`, and for categories a
     `<name>_labels` volume (category + 1, 0 = unpainted), as .npy or .mrc files in `output`."""
+    atlas = as_atlas(atlas)
     started = time.perf_counter()
     _check_options(fmt, blend)
     table = _points(atlas)
@@ -188,8 +190,8 @@ def _colors_file(path: Path, count: int) -> np.ndarray:
 def _paint_one(entry: TomogramEntry, coords: np.ndarray, colors: np.ndarray, codes: np.ndarray | None,
                output: Path, stems: dict[str, str], fmt: str, marks: Marks, blend: float | None, order: str,
                voxel_size: float) -> list[Path]:
-    from embedscope.volumes import blend as blended
-    from embedscope.volumes import grey_rgb, paint, write_volume_mrc
+    from embedscope.figures.volumes import blend as blended
+    from embedscope.figures.volumes import grey_rgb, paint, write_volume_mrc
 
     volume = read_tomogram(entry.rec_path, order)
     bounds = np.array(volume.shape[::-1])
@@ -219,7 +221,7 @@ def _labels(shape: tuple[int, ...], coords: np.ndarray, codes: np.ndarray, marks
 
     The label is painted as two bytes of a colour (low, high) and read back, so marks match the colour volume.
     """
-    from embedscope.volumes import paint
+    from embedscope.figures.volumes import paint
 
     label = (codes.astype(np.int64) + 1).clip(0, 65535)
     as_bytes = np.column_stack([label & 255, label >> 8, np.zeros_like(label)]).astype(np.uint8)

@@ -6,13 +6,16 @@ Shared by `map` and `cluster` so both find the same cached neighbour graph.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from embedscope.atlas import Atlas
 from embedscope.errors import ParameterError
-from embedscope.neighbors import KnnGraph, knn_graph, prepare, rerank
 from embedscope.progress import SILENT, Reporter
+
+if TYPE_CHECKING:  # the maps are imported when a step runs, so `import embedscope.pipeline` stays fast
+    from embedscope.maps import KnnGraph
 
 AUTO_PCA_DIMS = 50
 AUTO_PCA_ABOVE = 100
@@ -36,7 +39,7 @@ def work_space(
 
     `pca_dims=None` means automatic (50 above 100 dimensions), 0 means never.
     """
-    from embedscope.project import reduce_dims
+    from embedscope.maps import prepare, reduce_dims
 
     metric = metric or atlas.metric or "euclidean"
     if atlas.n < 2:
@@ -61,6 +64,8 @@ def cached_graph(
     In a PCA space, k + 15 candidates are found there and re-measured in the full vectors: the kept
     neighbours and their distances are the original space's, which is what maps are scored against.
     """
+    from embedscope.maps import knn_graph, rerank
+
     graph = atlas.graph(k, space.metric, space.name)
     if graph is not None:
         return graph, False

@@ -5,6 +5,7 @@ Every path is checked before the first image is read, and the thumbnails commit 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
-from embedscope.atlas import Atlas
+from embedscope.atlas import Atlas, as_atlas
 from embedscope.errors import AtlasError, InputError
 from embedscope.progress import SILENT, Reporter
 
@@ -32,7 +33,7 @@ class ThumbsReport:
 
 
 def thumbs_atlas(
-    atlas: Atlas,
+    atlas: Atlas | str | os.PathLike[str],
     column: str,
     *,
     kind: str = "image",
@@ -49,7 +50,8 @@ def thumbs_atlas(
     `mode` defaults to "ps" (power spectrum) for the kind `ps` and "image" otherwise; relative paths are
     taken from `root` (default: the current folder). With x and y columns, each item is a crop of `box` pixels.
     """
-    from embedscope.thumbnails import make_thumbnails
+    atlas = as_atlas(atlas)
+    from embedscope.sources.thumbnails import make_thumbnails
 
     started = time.perf_counter()
     names = atlas.schema().names

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from embedscope.atlas import Atlas
 from embedscope.progress import SILENT, Reporter
-from embedscope.thumbnails import to_uint8
+from embedscope.sources.thumbnails import to_uint8
 
 THUMB_BATCH = 4096
 COORDINATE_COLUMNS = ("x", "y", "z")

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from embedscope.atlas import Atlas
+from embedscope.atlas.manifest import sync_directory
 from embedscope.errors import ParameterError
-from embedscope.manifest import sync_directory
 from embedscope.pipeline.exporting import export_rows, rows_where, selection_table
 from embedscope.server import catalogue
 from embedscope.server.arrow_responses import arrow_stream

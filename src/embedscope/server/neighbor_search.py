@@ -12,7 +12,7 @@ import threading
 import numpy as np
 
 from embedscope.atlas import Atlas
-from embedscope.neighbors import KnnGraph, knn_graph
+from embedscope.maps.neighbors import KnnGraph, knn_graph
 
 MAX_K = 100
 RAW_SPACE = "raw"

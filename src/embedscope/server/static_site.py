@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from embedscope.atlas.thumb_store import CHUNK_ROWS
 from embedscope.errors import ParameterError
 from embedscope.progress import SILENT, Reporter
 from embedscope.server.app import STATIC_DIR
 from embedscope.server.atlas_data import AtlasData, AtlasState
 from embedscope.server.thumb_images import png_bytes
-from embedscope.thumb_store import CHUNK_ROWS
 
 STATIC_NEIGHBORS = 8
 SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")

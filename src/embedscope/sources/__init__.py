@@ -1,12 +1,14 @@
-"""Tomogram sources: MiLoPYP's input lists and files, its preprocessing, candidate picking and patch views.
+"""Sources: files -> items and pixels. Images and their thumbnails and crops; tomograms with MiLoPYP's lists,
+preprocessing, candidate picking and patch views.
 
-The arrays follow the shared contract: tomograms (Z, Y, X) float32, coordinates (N, 3) int32 x, y, z.
+The arrays follow the shared contract: images (H, W), tomograms (Z, Y, X) float32, coordinates (N, 3) int32 x, y, z.
 """
 
 from embedscope.sources.candidates import CandidatePicker
 from embedscope.sources.patch_stream import check_entries, extract_at, stream_patches
 from embedscope.sources.patches import PatchBatch, patch_side, tilt_columns, views_2d, views_3d
 from embedscope.sources.preprocessing import preprocess, preprocess_levels, preprocess_tilts
+from embedscope.sources.thumbnails import crop, make_thumbnails, power_spectrum, thumbnail, to_uint8
 from embedscope.sources.tomogram_files import (
     check_tilt_series,
     open_tomogram,
@@ -22,10 +24,13 @@ __all__ = [
     "TomogramEntry",
     "check_entries",
     "check_tilt_series",
+    "crop",
     "extract_at",
     "find_tomograms",
+    "make_thumbnails",
     "open_tomogram",
     "patch_side",
+    "power_spectrum",
     "preprocess",
     "preprocess_levels",
     "preprocess_tilts",
@@ -34,7 +39,9 @@ __all__ = [
     "read_tomogram",
     "read_tomogram_list",
     "stream_patches",
+    "thumbnail",
     "tilt_columns",
+    "to_uint8",
     "views_2d",
     "views_3d",
 ]

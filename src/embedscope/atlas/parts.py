@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from embedscope.atlas.parquet_pages import read_float_column
 from embedscope.errors import AtlasError, VectorError
 from embedscope.formats.vector_files import RowSource
-from embedscope.parquet_pages import read_float_column
 
 ROW_GROUP_ROWS = 65_536
 PART_BYTES = 512 * 2**20

@@ -7,14 +7,16 @@ to millions of items; labels come from them by column-pivoted QR (Damle et al. 2
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import linalg, sparse, spatial
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
+from embedscope.clusters.clusterer import Clusterer, check_k, check_metric, check_neighbors, rounded
 from embedscope.errors import ParameterError
-from embedscope.neighbors import KnnGraph
+from embedscope.maps import KnnGraph
 from embedscope.progress import SILENT, Reporter
 
 DENSE_MAX_N = 1_000
@@ -159,3 +161,48 @@ def _part_vectors(part_of: np.ndarray, sqrt_degree: np.ndarray, count: int) -> n
     vectors = np.zeros((len(part_of), len(largest)))
     vectors[rows, column[part_of[rows]]] = sqrt_degree[rows]
     return vectors / np.linalg.norm(vectors, axis=0)
+
+
+@dataclass
+class Spectral(Clusterer):
+    """Spectral clustering of the kNN affinity; with `estimate_k`, k is chosen by the eigengap up to `n_clusters`.
+
+    As CryoSiam's `estimate_num_clusters`, on a sparse graph so it scales past a dense n x n matrix.
+    """
+
+    n_clusters: int | None = None
+    estimate_k: bool = False
+    n_neighbors: int = 10
+    metric: str = "euclidean"
+    random_state: int = 0
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    @property
+    def graph_k(self) -> int:
+        """Neighbours per item in the affinity graph."""
+        return self.n_neighbors
+
+    def _check_parameters(self) -> None:
+        if self.estimate_k and self.n_clusters is not None and self.n_clusters < 2:
+            raise ParameterError(
+                f"spectral with --estimate-k needs an upper bound --k of at least 2; got {self.n_clusters}"
+            )
+        check_k(self.n_clusters, "spectral")
+        check_neighbors(self.n_neighbors)
+        check_metric(self.metric)
+
+    def _cluster(self, data: np.ndarray, knn: KnnGraph | None, reporter: Reporter) -> np.ndarray:
+        affinity = knn_affinity(self._graph(data, knn, reporter))
+        labels, spectrum, chosen = spectral_clusters(
+            affinity, self.n_clusters, self.estimate_k, self.random_state, reporter
+        )
+        self.eigenvalues_ = spectrum.eigenvalues
+        self.estimated_k_ = chosen if self.estimate_k else None
+        return labels
+
+    def params(self) -> dict[str, Any]:
+        found = {"estimated_k": self.estimated_k_, "eigenvalues": rounded(self.eigenvalues_)}
+        return {"k": self.n_clusters, "estimate_k": self.estimate_k, "n_neighbors": self.n_neighbors,
+                "seed": self.random_state, **(found if self.estimate_k else {}), "n_clusters": self.n_clusters_}

@@ -8,14 +8,17 @@ drives it. Only large 3D maps use openTSNE's Barnes-Hut gradient.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numba
 import numpy as np
 import scipy.fft
 import scipy.sparse as sp
 
 from embedscope.errors import ParameterError
-from embedscope.neighbors import KnnGraph, knn_graph
-from embedscope.pca import PCA
+from embedscope.maps.neighbors import KnnGraph, knn_graph
+from embedscope.maps.pca import PCA
+from embedscope.maps.projector import as_vectors, check_map_shape
 from embedscope.progress import SILENT, Reporter
 
 EXAGGERATION = 12.0
@@ -124,25 +127,40 @@ def interpolated_repulsion(y: np.ndarray) -> np.ndarray:
     return (y * phi[:, :1] - phi[:, 1:3]) / total
 
 
+@dataclass
 class TSNE:
     """t-SNE in 2D or 3D: exact repulsion below 10,000 points; above, FFT-interpolated (2D) or Barnes-Hut (3D).
 
-    The schedule is openTSNE's default; `engine="reference"` runs openTSNE's own TSNE on the vectors.
+    Parameter names are scikit-learn's and openTSNE's; the schedule is openTSNE's default, and
+    `engine="reference"` runs openTSNE's own TSNE on the vectors.
     """
 
-    def __init__(
-        self, dims: int = 2, metric: str = "euclidean", perplexity: float = 30.0, seed: int = 0, engine: str = "fast"
-    ) -> None:
-        if perplexity <= 0:
-            raise ParameterError(f"perplexity must be positive; got {perplexity:g}")
-        self.dims, self.metric, self.perplexity, self.seed, self.engine = dims, metric, perplexity, seed, engine
-        self.graph_k = neighbours_for(perplexity)
+    n_components: int = 2
+    perplexity: float = 30.0
+    metric: str = "euclidean"
+    random_state: int = 0
+    engine: str = "fast"
 
-    def fit_transform(
-        self, vectors: np.ndarray, knn: KnnGraph | None = None, reporter: Reporter = SILENT
-    ) -> np.ndarray:
-        """Embed `vectors` (n, dim); `knn` is their own neighbour graph, computed here when absent."""
-        check_size(len(vectors), self.perplexity)
+    def __post_init__(self) -> None:
+        self.check()
+
+    @property
+    def graph_k(self) -> int:
+        """Neighbours per item that the perplexity needs (three times it)."""
+        return neighbours_for(self.perplexity)
+
+    def check(self, n: int | None = None) -> None:
+        """Refuse parameters that cannot work, and with `n` a perplexity that n vectors cannot support."""
+        check_map_shape(self.n_components, self.metric, self.engine)
+        if self.perplexity <= 0:
+            raise ParameterError(f"perplexity must be positive; got {self.perplexity:g}")
+        if n is not None:
+            check_size(n, self.perplexity)
+
+    def fit_transform(self, X: np.ndarray, knn: KnnGraph | None = None, reporter: Reporter = SILENT) -> np.ndarray:
+        """Embed `X` (n, dim); `knn` is its own neighbour graph, computed here when absent."""
+        vectors = as_vectors(X)
+        self.check(len(vectors))
         if self.engine == "reference":
             self.embedding_ = self._reference(vectors, reporter)
         else:
@@ -152,7 +170,7 @@ class TSNE:
         self.embedding_ -= (self.embedding_.max(axis=0) + self.embedding_.min(axis=0)) / 2
         return np.asarray(self.embedding_, dtype=np.float32)
 
-    def place(self, vectors: np.ndarray, knn: KnnGraph, reporter: Reporter = SILENT) -> np.ndarray:
+    def place(self, X: np.ndarray, knn: KnnGraph, reporter: Reporter = SILENT) -> np.ndarray:
         """Embed new vectors against the fitted map, which stays fixed (openTSNE's transform schedule).
 
         `knn` holds their neighbours among the fitted vectors; each point starts at the median of its nearest.
@@ -165,7 +183,7 @@ class TSNE:
         P = sp.csr_matrix((conditional.ravel(), near.indices.ravel(), np.arange(0, m * k + 1, k)),
                           shape=(m, len(self.embedding_)))
         start = np.median(self.embedding_[knn.indices[:, :PLACE_START_NEIGHBOURS]], axis=1)
-        method = "fft" if self.dims == 2 and len(self.embedding_) >= LARGE_N else "bh"
+        method = "fft" if self.n_components == 2 and len(self.embedding_) >= LARGE_N else "bh"
         partial = PartialTSNEEmbedding(start, self.embedding_, P, negative_gradient_method=method,
                                        n_jobs=self._threads(len(self.embedding_)))
         with reporter.phase("t-sne: place", PLACE_ITERATIONS) as advance:
@@ -183,9 +201,9 @@ class TSNE:
         affinities = Affinities()
         with reporter.phase("t-sne: affinities", None):
             affinities.P = joint_probabilities(knn, self.perplexity)
-        gradient = kl_gradient if self.dims == 2 or len(vectors) < LARGE_N else "bh"
+        gradient = kl_gradient if self.n_components == 2 or len(vectors) < LARGE_N else "bh"
         embedding = TSNEEmbedding(self._initial(vectors), affinities, negative_gradient_method=gradient,
-                                  n_jobs=self._threads(len(vectors)), random_state=self.seed)
+                                  n_jobs=self._threads(len(vectors)), random_state=self.random_state)
         with reporter.phase("t-sne: layout", EXAGGERATION_ITERATIONS + ITERATIONS) as advance:
             for done in range(0, EXAGGERATION_ITERATIONS + ITERATIONS, ITERATIONS_PER_CALL):
                 exaggeration = EXAGGERATION if done < EXAGGERATION_ITERATIONS else None
@@ -198,9 +216,9 @@ class TSNE:
 
         This is openTSNE's start; the jitter separates duplicate points and makes the seed matter.
         """
-        start = PCA(self.dims).fit_transform(vectors).astype(np.float64)
+        start = PCA(self.n_components).fit_transform(vectors).astype(np.float64)
         start *= INITIAL_STD / max(float(start[:, 0].std()), np.finfo(float).tiny)
-        return start + np.random.default_rng(self.seed).normal(scale=INITIAL_STD * JITTER, size=start.shape)
+        return start + np.random.default_rng(self.random_state).normal(scale=INITIAL_STD * JITTER, size=start.shape)
 
     @staticmethod
     def _threads(n: int) -> int:
@@ -211,8 +229,9 @@ class TSNE:
         """openTSNE's TSNE with its defaults (Annoy neighbours, one thread), given only our seed and shape."""
         import openTSNE
 
-        model = openTSNE.TSNE(n_components=self.dims, perplexity=self.perplexity, metric=self.metric,
-                              negative_gradient_method="auto" if self.dims == 2 else "bh", random_state=self.seed)
+        model = openTSNE.TSNE(n_components=self.n_components, perplexity=self.perplexity, metric=self.metric,
+                              negative_gradient_method="auto" if self.n_components == 2 else "bh",
+                              random_state=self.random_state)
         with reporter.phase("t-sne: openTSNE", None):
             return model.fit(vectors)
 

@@ -11,22 +11,25 @@ import os
 import platform
 import re
 import shutil
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from embedscope import graph_store, item_checks, thumb_store
+from embedscope.atlas import graph_store, item_checks, thumb_store
+from embedscope.atlas.locking import writer_lock
+from embedscope.atlas.manifest import METRICS, Manifest, read_manifest, sync_directory, write_manifest
+from embedscope.atlas.parts import RowSource, read_part_vectors, read_rows_vectors, vector_type, write_parts
+from embedscope.atlas.staging import new_staging_folder
 from embedscope.errors import AtlasError, ParameterError, VectorError
-from embedscope.locking import LOCK_NAME, writer_lock
-from embedscope.manifest import METRICS, Manifest, read_manifest, sync_directory, write_manifest
-from embedscope.neighbors import KnnGraph
-from embedscope.parts import RowSource, read_part_vectors, read_rows_vectors, vector_type, write_parts
+
+if TYPE_CHECKING:
+    from embedscope.maps.neighbors import KnnGraph
 
 FOLDERS = ("items", "layers", "graph", "thumbs")
 LAYER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
@@ -80,7 +83,7 @@ class Atlas:
                 atlas._manifest = Manifest(dim=dim, metric=metric, next_part=atlas._manifest.next_part)
                 yield atlas
             return
-        staging = _new_staging_folder(path)
+        staging = new_staging_folder(path, FOLDERS)
         atlas = cls(staging, Manifest(dim=dim, metric=metric))
         try:
             write_manifest(staging, atlas._manifest)
@@ -136,13 +139,15 @@ class Atlas:
     def append(
         self,
         vectors: RowSource,
-        ids: pa.Array | None = None,
-        metadata: pa.Table | None = None,
+        ids: pa.Array | Sequence[str] | np.ndarray | None = None,
+        metadata: pa.Table | Mapping[str, Any] | None = None,
         *,
         label: str = "vectors",
         advance: Callable[[int], None] | None = None,
     ) -> range:
         """Add items; return their rows. Ids default to the row numbers as strings.
+
+        Ids and metadata may be Arrow, numpy, pandas or plain lists and dicts (columns by name).
 
         Everything is checked before the new rows become visible: shape, NaN/inf (named by row
         of `label`), missing or repeated ids, and metadata types that clash with the Atlas.
@@ -346,6 +351,11 @@ def _frames(table: pa.Table | None) -> pa.Array | None:
     return table.column(item_checks.FRAME).combine_chunks()
 
 
+def as_atlas(atlas: Atlas | str | os.PathLike[str]) -> Atlas:
+    """The Atlas given, or the one at the path given, so steps take either."""
+    return atlas if isinstance(atlas, Atlas) else Atlas.open(atlas)
+
+
 def check_layer_name(name: str) -> None:
     """Refuse layer names that are not safe file names (so a step can fail before it computes)."""
     if not LAYER_NAME.match(name):
@@ -357,32 +367,6 @@ def _check_shape(dim: int, metric: str | None) -> None:
         raise ParameterError(f"dim must be a positive integer; got {dim!r}")
     if metric is not None and metric not in METRICS:
         raise ParameterError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
-
-
-
-def _new_staging_folder(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.building-*"):
-        pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
-    staging = path.parent / f".{path.name}.building-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    for folder in FOLDERS:
-        (staging / folder).mkdir()
-    (staging / LOCK_NAME).touch()
-    return staging
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _versions() -> dict[str, str]:

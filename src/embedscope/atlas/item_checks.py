@@ -6,6 +6,9 @@ on whole Arrow arrays (hash-based), never row by row.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,8 +26,10 @@ def generated_ids(start: int, stop: int) -> pa.Array:
     return pc.cast(pa.array(np.arange(start, stop, dtype=np.int64)), pa.string())
 
 
-def as_ids(values: pa.Array | pa.ChunkedArray, label: str) -> pa.Array:
-    """Ids as a string array, refusing missing or empty ones."""
+def as_ids(values: pa.Array | pa.ChunkedArray | Sequence[str] | np.ndarray, label: str) -> pa.Array:
+    """Ids as a string array (from Arrow, numpy, pandas or a list), refusing missing or empty ones."""
+    if not isinstance(values, pa.Array | pa.ChunkedArray):
+        values = pa.array(values)
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     ids = pc.cast(values, pa.string())
@@ -81,9 +86,13 @@ def check_vectors_shape(vectors: RowSource, dim: int, label: str) -> int:
 
 
 def conformed_metadata(
-    metadata: pa.Table | None, count: int, existing: pa.Schema | None, label: str
+    metadata: pa.Table | Mapping[str, Any] | None, count: int, existing: pa.Schema | None, label: str
 ) -> pa.Table | None:
-    """Metadata with one row per vector, no reserved names, and the Atlas's types where it has them."""
+    """Metadata with one row per vector, no reserved names, and the Atlas's types where it has them.
+
+    An Arrow table, a pandas DataFrame (its index dropped) or a mapping of column names to values all work.
+    """
+    metadata = _as_table(metadata)
     if metadata is None or metadata.num_columns == 0:
         return None
     if metadata.num_rows != count:
@@ -98,6 +107,19 @@ def conformed_metadata(
             column = _cast_like(column, existing.field(name).type, name, label)
         columns[name] = column.combine_chunks()
     return pa.table(columns)
+
+
+def _as_table(metadata: pa.Table | Mapping[str, Any] | None) -> pa.Table | None:
+    if metadata is None or isinstance(metadata, pa.Table):
+        return metadata
+    try:
+        if hasattr(metadata, "iloc"):  # a pandas DataFrame, without importing pandas to ask
+            return pa.Table.from_pandas(metadata, preserve_index=False)
+        return pa.table({name: pa.array(values) for name, values in dict(metadata).items()})
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as error:
+        raise VectorError(
+            f"metadata cannot be stored as columns ({error}); give one value of one type per item"
+        ) from error
 
 
 def _cast_like(column: pa.ChunkedArray, target: pa.DataType, name: str, label: str) -> pa.ChunkedArray:

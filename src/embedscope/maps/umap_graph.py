@@ -11,7 +11,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from embedscope.neighbors import KnnGraph
+from embedscope.maps.neighbors import KnnGraph
 
 SEARCH_STEPS = 64
 TOLERANCE = 1e-5

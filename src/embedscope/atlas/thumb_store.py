@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from embedscope.atlas.graph_store import free_name
 from embedscope.errors import AtlasError, ParameterError
-from embedscope.graph_store import free_name
 
 CHUNK_ROWS = 4096
 

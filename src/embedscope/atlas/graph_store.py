@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from embedscope.neighbors import KnnGraph
+if TYPE_CHECKING:  # the graph type is the maps' own; importing maps for it would slow every Atlas open
+    from embedscope.maps.neighbors import KnnGraph
 
 
 def graph_key(metric: str, space: str, k: int) -> str:
@@ -43,6 +44,8 @@ def write_graph(atlas_path: Path, key: str, graph: KnnGraph, space: str) -> dict
 
 def read_graph(atlas_path: Path, entry: dict[str, Any], k: int) -> KnnGraph:
     """The cached graph cut to k neighbours, memory-mapped."""
+    from embedscope.maps.neighbors import KnnGraph
+
     indices = np.load(atlas_path / entry["files"]["indices"], mmap_mode="r")
     distances = np.load(atlas_path / entry["files"]["distances"], mmap_mode="r")
     return KnnGraph(indices, distances, entry["metric"], entry["exact"]).first(k)

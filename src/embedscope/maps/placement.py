@@ -6,15 +6,11 @@ map on a workstation; the placed points follow the fitted map without changing i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from embedscope.neighbors import NearestNeighbors
+from embedscope.maps.neighbors import NearestNeighbors
+from embedscope.maps.projector import Projector
 from embedscope.progress import SILENT, Reporter
-
-if TYPE_CHECKING:
-    from embedscope.project import Projector
 
 CHUNK_ROWS = 50_000
 

@@ -3,10 +3,11 @@
 The Atlas is the one data model; the Atlas-level steps below (also the CLI's commands) read it and add to it:
 
     import embedscope
-    atlas = embedscope.import_vectors(["vectors.npy"], "run.atlas")   # or embedscope.Atlas.open("run.atlas")
+    embedscope.import_vectors(["vectors.npy"], "run.atlas")   # or Atlas.create(...) and atlas.append(arrays)
+    atlas = embedscope.Atlas.open("run.atlas")
     embedscope.map(atlas, "umap")
     embedscope.cluster(atlas, "kmeans", k=8)
-    embedscope.draw(atlas, "umap", color="kmeans")                      # shows inline in a notebook
+    embedscope.draw(atlas, "umap", color="kmeans")            # shows inline in a notebook
     embedscope.export(atlas, clusters=[2], fmt="csv", output="cluster2.csv")
 
 Names are loaded on first use, so `import embedscope` stays instant for workers and the CLI.

@@ -62,7 +62,7 @@ def draw_view(
     grid = _sampling_grid(len(patches), patches.shape[-1], recipe, bbox, margin, generator)
     views = F.grid_sample(patches, grid.to(patches.device), mode="bilinear", padding_mode="zeros", align_corners=False)
     if recipe.brightness or recipe.contrast:
-        views = _jitter(views, recipe, generator)
+        views = jitter(views, recipe, generator)
     if recipe.erase_probability:
         views = _erase_corners(views, recipe, generator)
     return _turn_quarters(views, generator)
@@ -89,7 +89,7 @@ def _sampling_grid(
     return F.affine_grid(theta, [n, 1, bbox, bbox], align_corners=False)
 
 
-def _jitter(views: torch.Tensor, recipe: ViewRecipe, generator: torch.Generator) -> torch.Tensor:
+def jitter(views: torch.Tensor, recipe: ViewRecipe, generator: torch.Generator) -> torch.Tensor:
     """Brightness and contrast factors, applied in a random order and clipped to [0, 1] like ColorJitter."""
     n, shape = len(views), (len(views), 1, 1, 1)
     brightness = (1 + recipe.brightness * (2 * torch.rand(n, generator=generator) - 1)).clamp(min=0)

@@ -42,7 +42,7 @@ def save_checkpoint(
     contents = {
         "epoch": epoch,
         "state_dict": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
-        "optimizer": _on_cpu(optimizer.state_dict()),
+        "optimizer": on_cpu(optimizer.state_dict()),
         "arch": arch,
         "width": width,
         "bbox": bbox,
@@ -57,16 +57,24 @@ def save_checkpoint(
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint's dict on the CPU (tensors and plain values only, nothing else is unpickled)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such checkpoint file; give the path of a model_*.pth written by training")
-    try:
-        contents = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch.load reports damage with many exception types
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"{path}: not a readable PyTorch checkpoint ({reason[:200]})") from error
+    contents = load_torch_checkpoint(path, "a model_*.pth written by training")
     if not isinstance(contents, dict) or not isinstance(contents.get("state_dict"), dict):
         raise InputError(f"{path}: not a SimSiam checkpoint (no 'state_dict' entry); give a model_*.pth from training")
     return contents
+
+
+def load_torch_checkpoint(path: Path, expected: str) -> Any:
+    """torch.load on the CPU of tensors and plain values only; a missing or damaged file is a one-line InputError.
+
+    `expected` says in the message which file to give instead, e.g. "a model_*.pth written by training".
+    """
+    if not path.is_file():
+        raise InputError(f"{path}: no such checkpoint file; give the path of {expected}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch.load reports damage with many exception types
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"{path}: not a readable PyTorch checkpoint ({reason[:200]})") from error
 
 
 def describe_checkpoint(path: Path, contents: dict[str, Any]) -> EncoderInfo:
@@ -131,11 +139,12 @@ def _shape(value: Any) -> tuple[int, ...] | None:
     return tuple(value.shape) if isinstance(value, torch.Tensor) else None
 
 
-def _on_cpu(value: Any) -> Any:
+def on_cpu(value: Any) -> Any:
+    """A copy of `value` (an optimiser state, say) with every tensor in it moved to the CPU."""
     if isinstance(value, torch.Tensor):
         return value.detach().cpu()
     if isinstance(value, dict):
-        return {key: _on_cpu(item) for key, item in value.items()}
+        return {key: on_cpu(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(_on_cpu(item) for item in value)
+        return type(value)(on_cpu(item) for item in value)
     return value

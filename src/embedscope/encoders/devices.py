@@ -18,3 +18,19 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def autocast_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
+    """The reduced precision for autocast on `device`: bfloat16 (or float16 on older GPUs) on a GPU, else None.
+
+    The CPU keeps float32: bfloat16 there is slower on most CPUs and changes the results.
+    """
+    if not (enabled and device.type == "cuda"):
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def mixed_precision(device: torch.device, enabled: bool) -> torch.autocast:
+    """Autocast to `autocast_dtype(device, enabled)`, or a disabled autocast where that is None."""
+    dtype = autocast_dtype(device, enabled)
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None)

@@ -61,7 +61,7 @@ class ResNetTrunk(nn.Module):
             self.add_module(f"layer{stage + 1}", nn.Sequential(*layer))
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.feature_count = channels
-        _initialise_trunk(self)
+        initialise_resnet(self)
 
     def pooled_features(self, images: torch.Tensor) -> torch.Tensor:
         """(n, 1, h, w) images -> (n, 4 * width) globally averaged features of stage 3."""
@@ -75,7 +75,7 @@ def _shortcut(inputs: int, outputs: int, stride: int, norm: bool) -> nn.Sequenti
     return nn.Sequential(convolution, nn.BatchNorm2d(outputs)) if norm else nn.Sequential(convolution)
 
 
-def _initialise_trunk(trunk: nn.Module) -> None:
+def initialise_resnet(trunk: nn.Module) -> None:
     """He initialisation for convolutions, unit scale for batch norm (torchvision's ResNet choice).
 
     MiLoPYP starts stages 1-3 from ImageNet weights downloaded at run time; offline, training

@@ -8,12 +8,10 @@ pairs are two augmented views of one patch, each cropped around a point up to `m
 from __future__ import annotations
 
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +19,7 @@ import torch
 from embedscope.encoders.augment import TILT_AND_TOMOGRAM, TOMOGRAM_ONLY, PairRecipe, draw_view
 from embedscope.encoders.checkpoints import checkpoint_weights, describe_checkpoint, read_checkpoint, save_checkpoint
 from embedscope.encoders.devices import resolve_device
+from embedscope.encoders.epochs import prefetched, seeded_generator, shuffled_batches
 from embedscope.encoders.patches import (
     PatchStatistics,
     check_patches,
@@ -38,8 +37,6 @@ LAST_CHECKPOINT = "model_last.pth"
 LR_DECAY = 0.1  # MiLoPYP's --lr_decay_rate
 MILOPYP_LR_STEPS = (200, 400, 600)  # MiLoPYP's --lr_step default
 RECIPES: dict[str, PairRecipe] = {"simsiam2d_18": TOMOGRAM_ONLY, "simsiam2d3d_18": TILT_AND_TOMOGRAM}
-
-Item = TypeVar("Item")
 
 
 @dataclass(frozen=True)
@@ -147,15 +144,13 @@ class _EpochData:
 
     def batches(self, epoch: int) -> list[np.ndarray]:
         """Shuffled rows in full batches, the remainder dropped (MiLoPYP's drop_last), at least one batch."""
-        order = torch.randperm(len(self.views3d), generator=_generator(self.seed, epoch)).numpy()
-        count = len(order) // self.batch_size
-        return [order[i * self.batch_size : (i + 1) * self.batch_size] for i in range(count)] or [order]
+        return shuffled_batches(len(self.views3d), self.batch_size, seeded_generator(self.seed, epoch))
 
     def views(
         self, epoch: int, index: int, rows: np.ndarray, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The two normalised, augmented views of the batch's patches, drawn on `device`."""
-        generator = _generator(self.seed, epoch, index + 1)
+        generator = seeded_generator(self.seed, epoch, index + 1)
         patches = patch_tensor(self.views3d, self.views2d, rows).to(device, non_blocking=True)
         pair = (self.recipe.first, self.recipe.second)
         drawn = [draw_view(patches, recipe, bbox=self.bbox, margin=self.margin, generator=generator) for recipe in pair]
@@ -171,7 +166,7 @@ def _train_one_epoch(
     total_loss = total_spread = 0.0
     count = 0
     prepare = lambda index: data.views(epoch, index, batches[index], device)
-    for first, second in _prefetched(prepare, len(batches), data.workers):
+    for first, second in prefetched(prepare, len(batches), data.workers):
         first_out, second_out = model(first), model(second)
         loss = simsiam_loss(first_out, second_out)
         optimizer.zero_grad()
@@ -181,21 +176,6 @@ def _train_one_epoch(
         total_spread += output_spread(first_out[1]) * len(first)
         count += len(first)
     return total_loss / count, total_spread / count
-
-
-def _prefetched(produce: Callable[[int], Item], count: int, workers: int) -> Iterator[Item]:
-    """produce(0), ..., produce(count - 1) in order, computed up to `workers + 1` ahead on `workers` threads."""
-    if workers <= 0:
-        yield from (produce(index) for index in range(count))
-        return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batches") as pool:
-        pending: deque[Future[Item]] = deque()
-        for index in range(count):
-            pending.append(pool.submit(produce, index))
-            if len(pending) > workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
 
 
 def _restore(
@@ -244,7 +224,3 @@ def _check_settings(epochs: int, batch_size: int, lr: float, margin: int, seed: 
         if not ok:
             raise ParameterError(message)
 
-
-def _generator(*key: int) -> torch.Generator:
-    """A torch.Generator seeded from a tuple of non-negative ints, independent streams for distinct keys."""
-    return torch.Generator().manual_seed(int(np.random.SeedSequence(list(key)).generate_state(1)[0]))

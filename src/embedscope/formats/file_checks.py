@@ -5,7 +5,7 @@ Every reader in `formats/` reports through these, so messages name the file and 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -28,10 +28,20 @@ def reader_for(path: Path, readers: Mapping[str, Reader], what: str) -> Reader:
     `what` names the kind of file in the message, e.g. "file type" or "image type".
     """
     require_file(path)
-    suffix = path.suffix.lower()
-    if suffix not in readers:
-        raise InputError(f"{path}: unsupported {what} {suffix!r}; use one of {', '.join(readers)}")
+    suffix = known_suffix(path, readers)
+    if suffix is None:
+        raise InputError(f"{path}: unsupported {what} {path.suffix.lower()!r}; use one of {', '.join(readers)}")
     return readers[suffix]
+
+
+def known_suffix(path: str | Path, suffixes: Iterable[str]) -> str | None:
+    """The longest of `suffixes` that ends the file's name, ignoring case, so ".mrc.gz" wins over ".gz"; else None.
+
+    Names keep their other dots: "TS_56_6.80Apx.mrc" ends in ".mrc", and a name that is only a suffix has none.
+    """
+    name = Path(path).name.lower()
+    return max((suffix for suffix in suffixes if name.endswith(suffix) and len(name) > len(suffix)), key=len,
+               default=None)
 
 
 def damaged(path: Path, what: str, error: BaseException) -> InputError:

@@ -2,17 +2,23 @@
 
 MRC files and uncompressed TIFFs are memory-mapped by `open_image`, so that a crop of a 2 GB tomogram reads only
 its own pages; `read_image` loads the whole array as float32. Volumes keep the stored array order z, y, x.
+MRC files compressed with gzip or bzip2 (".mrc.gz", ".map.bz2" ...) are decompressed into memory.
 """
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
 import logging
+import math
 import struct
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import mrcfile
 import numpy as np
@@ -20,7 +26,7 @@ import tifffile
 from PIL import Image
 
 from embedscope.errors import InputError
-from embedscope.formats.file_checks import damaged, reader_for
+from embedscope.formats.file_checks import damaged, reader_for, reason
 
 _GREY_MODES = {"L", "I", "F", "I;16", "I;16B", "I;16L", "I;16N"}
 _GREY_WITH_EXTRAS = {"1", "LA", "La"}  # bilevel, and grey with alpha: converted to plain grey
@@ -33,6 +39,11 @@ _TIFF_DAMAGE += (AssertionError,)  # tifffile asserts on some damaged page heade
 _MOST_INFLATION = 4096  # deflate packs at most ~1000 to 1, so a TIFF declaring more pixels than this is damaged
 _SMALL_IMAGE_BYTES = 2**28
 _MRC_DAMAGE = (ValueError, OSError, EOFError, ArithmeticError, MemoryError)
+_MRC_SUFFIXES = (".mrc", ".mrcs", ".rec", ".st", ".map")
+_DECOMPRESSORS: dict[str, Callable[[Path], BinaryIO]] = {".gz": gzip.open, ".bz2": bz2.open}
+_HEADER_BYTES = 1024
+_MODE_BYTES = {0: 1, 1: 2, 2: 4, 4: 8, 6: 2, 12: 2}  # MRC modes mrcfile reads: int8, int16, float32, complex64 ...
+_CHUNK_BYTES = 2**24
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -117,7 +128,12 @@ def _arrange(path: Path, pixels: np.ndarray, axes: str) -> np.ndarray:
 
 
 def _read_mrc(path: Path) -> np.ndarray:
-    """An MRC image, stack or volume memory-mapped in permissive mode, which tolerates headers of older tools."""
+    """An MRC image, stack or volume memory-mapped in permissive mode, which tolerates headers of older tools.
+
+    A file shorter than its header declares is refused first, with both byte counts.
+    """
+    with open(path, "rb") as file:
+        _check_length(path, file.read(_HEADER_BYTES), path.stat().st_size)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -125,6 +141,36 @@ def _read_mrc(path: Path) -> np.ndarray:
                 data = mrc.data
         except _MRC_DAMAGE as error:
             raise damaged(path, "an MRC file", error) from error
+    return _checked_mrc_data(path, data, caught)
+
+
+def _read_compressed_mrc(path: Path) -> np.ndarray:
+    """A gzip- or bzip2-compressed MRC file, decompressed into memory: no more than its header declares.
+
+    A stream that ends early, or is not in the format its suffix names, is refused in one line.
+    """
+    try:
+        with _DECOMPRESSORS[path.suffix.lower()](path) as stream:
+            head = _read_up_to(stream, _HEADER_BYTES)
+            declared = _declared_size(head)
+            if declared is None:
+                raise damaged(path, "an MRC file", ValueError("its header declares no known mode and shape"))
+            content = head + _read_up_to(stream, declared[0] - len(head))
+    except (OSError, EOFError, zlib.error) as error:
+        raise InputError(f"{path}: cannot be decompressed ({reason(error)}); the file is damaged or cut short, "
+                         "copy it again") from error
+    _check_length(path, content, len(content), " once decompressed")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            data = mrcfile.mrcinterpreter.MrcInterpreter(io.BytesIO(content), permissive=True).data
+        except _MRC_DAMAGE as error:
+            raise damaged(path, "an MRC file", error) from error
+    return _checked_mrc_data(path, data, caught)
+
+
+def _checked_mrc_data(path: Path, data: np.ndarray | None, caught: list[warnings.WarningMessage]) -> np.ndarray:
+    """MRC data as `open_image` returns it: (h, w) for one section; missing, complex or 4-D data refused."""
     if data is None:
         raise damaged(path, "an MRC file", caught[0].message if caught else ValueError("no data block"))
     if np.iscomplexobj(data):
@@ -132,6 +178,41 @@ def _read_mrc(path: Path) -> np.ndarray:
     if data.ndim == 4:
         raise InputError(f"{path}: holds a stack of {data.shape[0]} volumes; write one volume per file")
     return data[0] if data.ndim == 3 and data.shape[0] == 1 else data
+
+
+def _check_length(path: Path, head: bytes, available: int, where: str = "") -> None:
+    """Refuse an MRC file shorter than its header declares, naming both byte counts (a copy cut short)."""
+    declared = _declared_size(head)
+    if declared is not None and available < declared[0]:
+        needed, data = declared
+        raise InputError(f"{path}: cannot be read as an MRC file: it holds {available:,} bytes{where}, the header "
+                         f"declares {data} data needing {needed:,}; the file is cut short, copy or write it again")
+
+
+def _declared_size(head: bytes) -> tuple[int, str] | None:
+    """The bytes an MRC header says its file holds, and its data in words ("4096x4096 mode-6"); None if unreadable.
+
+    The byte order is the one in which the mode is known and the sizes positive, as mrcfile's permissive mode does.
+    """
+    if len(head) < _HEADER_BYTES:
+        return None
+    for order in "<>":
+        header = np.frombuffer(head, mrcfile.dtypes.HEADER_DTYPE.newbyteorder(order), count=1)[0]
+        sizes = [int(header[axis]) for axis in ("nx", "ny", "nz")]
+        mode, extended = int(header["mode"]), int(header["nsymbt"])
+        if mode in _MODE_BYTES and min(sizes) > 0 and extended >= 0:
+            shape = "x".join(map(str, sizes if sizes[2] > 1 else sizes[:2]))
+            return _HEADER_BYTES + extended + math.prod(sizes) * _MODE_BYTES[mode], f"{shape} mode-{mode}"
+    return None
+
+
+def _read_up_to(stream: BinaryIO, count: int) -> bytes:
+    """Up to `count` bytes of a stream, read in chunks so that a header declaring terabytes allocates nothing."""
+    chunks: list[bytes] = []
+    while count > 0 and (chunk := stream.read(min(count, _CHUNK_BYTES))):
+        chunks.append(chunk)
+        count -= len(chunk)
+    return b"".join(chunks)
 
 
 @contextmanager
@@ -154,9 +235,6 @@ _READERS: dict[str, Callable[[Path], np.ndarray]] = {
     ".webp": _read_pillow,
     ".tif": _read_tiff,
     ".tiff": _read_tiff,
-    ".mrc": _read_mrc,
-    ".mrcs": _read_mrc,
-    ".rec": _read_mrc,
-    ".st": _read_mrc,
-    ".map": _read_mrc,
+    **dict.fromkeys(_MRC_SUFFIXES, _read_mrc),
+    **{suffix + packing: _read_compressed_mrc for packing in _DECOMPRESSORS for suffix in _MRC_SUFFIXES},
 }

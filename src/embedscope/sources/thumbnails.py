@@ -12,59 +12,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import scipy.fft
 from PIL import Image
 
 from embedscope.errors import ParameterError, UserError
 from embedscope.formats.images import open_image
 from embedscope.progress import SILENT, Reporter
+from embedscope.sources.micrograph_views import to_uint8
+from embedscope.sources.micrographs import LUMINANCE
+from embedscope.sources.spectra import power_spectrum
 
 MODES = ("image", "ps", "slices")
 BATCH_ROWS = 1024
-SPECTRUM_TILE = 512
-_LUMINANCE = np.array([0.299, 0.587, 0.114])  # ITU-R 601 weights, as Pillow's convert("L")
-
-
-def to_uint8(image: np.ndarray, low: float = 1, high: float = 99) -> np.ndarray:
-    """Values stretched so that the `low` and `high` percentiles map to 0 and 255; hot pixels saturate.
-
-    RGB channels share one stretch, keeping colour balance; a constant image is mid-grey and NaN is black.
-    """
-    if not 0 <= low < high <= 100:
-        raise ParameterError(f"percentiles low={low} and high={high} need 0 <= low < high <= 100; pass e.g. 1 and 99")
-    values = np.asarray(image, dtype=np.float32)
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return np.full(values.shape, 128, np.uint8)
-    bottom, top = np.percentile(finite, [low, high])
-    if top <= bottom:  # most pixels share one value: stretch over the full range instead
-        bottom, top = finite.min(), finite.max()
-    if top <= bottom:
-        return np.full(values.shape, 128, np.uint8)
-    scaled = (np.nan_to_num(values, nan=bottom, posinf=top, neginf=bottom) - bottom) / (top - bottom)
-    return np.rint(np.clip(scaled, 0, 1) * 255).astype(np.uint8)
-
-
-def power_spectrum(image: np.ndarray, tile: int = SPECTRUM_TILE) -> np.ndarray:
-    """log(1 + |FFT|^2) centred on zero frequency, averaged over square Hann-windowed tiles (a Welch periodogram).
-
-    Tiles are `tile` pixels or the image's shorter side, so a 4k micrograph costs a few dozen small FFTs whose
-    average shows Thon rings above the noise; the result is (side, side) float32.
-    """
-    _check_positive("tile", tile)
-    plane = np.asarray(image, dtype=np.float32)
-    if plane.ndim != 2:
-        raise ParameterError(f"a power spectrum needs a 2-D image, not shape {plane.shape}; pass one grey plane")
-    side = min(tile, *plane.shape)
-    hann = np.hanning(side + 1)[:-1]  # periodic, as spectral estimation wants
-    window = np.outer(hann, hann).astype(np.float32)
-    tops, lefts = (np.linspace(0, length - side, length // side).astype(int) for length in plane.shape)
-    power = np.zeros((side, side), np.float64)
-    for top in tops:
-        tiles = np.stack([plane[top : top + side, left : left + side] for left in lefts])
-        tiles = (tiles - tiles.mean(axis=(1, 2), keepdims=True)) * window
-        power += (np.abs(scipy.fft.fft2(tiles)) ** 2).sum(axis=0)
-    return np.log1p(scipy.fft.fftshift(power / (len(tops) * len(lefts)))).astype(np.float32)
 
 
 def crop(image: np.ndarray, centre: Sequence[float], box: int | Sequence[int]) -> np.ndarray:
@@ -106,7 +64,8 @@ def thumbnail(image: np.ndarray, size: int = 64, mode: str = "image") -> np.ndar
         return _orthoslices(image, size)
     plane = _central_plane(image)
     if mode == "ps":
-        plane = power_spectrum(plane.mean(axis=-1) if plane.ndim == 3 else plane)
+        # a thumbnail averages many spectrum bins a pixel already: tiles need not overlap, a quarter of the FFTs
+        plane = power_spectrum(plane.mean(axis=-1) if plane.ndim == 3 else plane, overlap=0)
     return _square(to_uint8(_resize(plane, _fit(plane.shape[:2], size))), size)
 
 
@@ -185,7 +144,7 @@ def _in_channels(picture: np.ndarray, colour: bool) -> np.ndarray:
         return picture
     if colour:
         return np.repeat(picture[..., None], 3, axis=-1)
-    return np.rint(picture @ _LUMINANCE).astype(np.uint8)
+    return np.rint(picture @ LUMINANCE).astype(np.uint8)
 
 
 def _crop_thumbnail(image: np.ndarray, point: np.ndarray, box: int | Sequence[int], size: int, mode: str) -> np.ndarray:

@@ -87,7 +87,7 @@ class BarReporter(Reporter):
                 progress.stop()
 
     def note(self, message: str) -> None:
-        self.console.print(message, highlight=False, markup=False)
+        self.console.print(message, highlight=False, markup=False, soft_wrap=True)  # one line each, as logs want
 
 
 def _summary(description: str, done: int, total: int | None, seconds: float) -> str:

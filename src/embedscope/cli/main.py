@@ -13,9 +13,10 @@ import typer
 from rich.console import Console
 
 from embedscope.cli.info_view import render_description
+from embedscope.cli.micrographs import embed_app, train_app  # the train and embed groups, micrograph commands added
 from embedscope.cli.milopyp import app as milopyp_app
+from embedscope.cli.prismpyp import app as prismpyp_app
 from embedscope.cli.runner import run_app, session
-from embedscope.cli.tomograms import embed_app, train_app
 
 app = typer.Typer(
     name="embedscope",
@@ -330,6 +331,7 @@ def _listed(text: str) -> tuple[str, ...]:
 app.add_typer(train_app)
 app.add_typer(embed_app)
 app.add_typer(milopyp_app)
+app.add_typer(prismpyp_app)
 
 
 def run() -> None:

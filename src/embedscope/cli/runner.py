@@ -18,7 +18,8 @@ from embedscope.errors import UserError
 from embedscope.progress import SILENT, BarReporter, Reporter
 
 GLOBAL_FLAGS = ("--debug", "--quiet", "-q")
-MULTI_VALUE_OPTIONS = ("--cluster",)  # `--cluster 3 7` means `--cluster 3 --cluster 7`
+MULTI_VALUE_OPTIONS = ("--cluster", "--good-real-classes", "--good-fft-classes")  # `--cluster 3 7` means
+# `--cluster 3 --cluster 7`, as argparse's nargs="+" options read in the tools we replace
 # Typer releases from 0.2x raise their own copy of click's exceptions; both kinds are handled alike.
 EXITS = (click.exceptions.Exit, typer.Exit)
 ABORTS = (click.exceptions.Abort, typer.Abort)

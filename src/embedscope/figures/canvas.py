@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from embedscope.errors import ParameterError
 from embedscope.formats.atomic_files import atomic_output
 
-FORMATS = (".webp", ".png", ".svg", ".pdf")
+FORMATS = (".webp", ".png", ".svg", ".svgz", ".pdf")  # .svgz: gzipped SVG, as prismPYP's --svgz writes
 STYLE = {
     "font.size": 9,
     "axes.titlesize": 10,

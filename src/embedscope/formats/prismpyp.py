@@ -68,7 +68,8 @@ def write_export_parquet(
 ) -> Path:
     """Write `data_for_export.parquet` with the columns, types and gzip compression of eval2d's pandas.
 
-    Columns: cluster_id (int64, faiss's labels), umap_fit_x and umap_fit_y (float32, umap-learn's), image_thumbnails
+    Columns: cluster_id (int64, faiss's labels), umap_fit_x and umap_fit_y (float32, umap-learn's; eval3d's
+    (N, 3) positions add umap_fit_z after them), image_thumbnails
     and micrograph_name (string), the metadata columns (joined by micrograph_name), embeddings (list of double: the
     float32 L2-normalised vector, as `normalize(...).tolist()` stores it); no index column. Like prismPYP's inner
     join, micrographs without a metadata row are left out of the file (prismPYP then fails on the length mismatch);
@@ -83,14 +84,15 @@ def write_export_parquet(
     if len(set(lengths.values())) > 1:
         shown = ", ".join(f"{key} {length}" for key, length in lengths.items())
         raise ParameterError(f"data_for_export needs one row per micrograph; got lengths {shown}")
-    if umap_xy.shape != (count, 2):
-        raise ParameterError(f"umap_xy must be (N, 2) positions; got shape {umap_xy.shape}")
+    if umap_xy.ndim != 2 or umap_xy.shape[1] not in (2, 3):
+        raise ParameterError(f"umap_xy must be (N, 2) or (N, 3) positions; got shape {umap_xy.shape}")
     if labels.size and labels.dtype.kind not in "iu":
         raise ParameterError(f"cluster_id must hold integer labels; got {labels.dtype}")
+    positions = {f"umap_fit_{axis}": pa.array(umap_xy[:, index], pa.float32()) for index, axis in enumerate("xyz")
+                 if index < umap_xy.shape[1]}
     table = pa.table({
         "cluster_id": pa.array(labels.astype(np.int64), pa.int64()),
-        "umap_fit_x": pa.array(umap_xy[:, 0], pa.float32()),
-        "umap_fit_y": pa.array(umap_xy[:, 1], pa.float32()),
+        **positions,
         "image_thumbnails": pa.array([str(thumbnail) for thumbnail in thumbnails], pa.string()),
         NAME: pa.array([str(name) for name in names], pa.string()),
         EMBEDDINGS: _list_column(vectors),

@@ -576,3 +576,19 @@ def test_stream_refuses_bad_workers():
     with pytest.raises(ParameterError) as error:
         stream_views([], workers=-1)
     assert_one_line(error, "workers")
+
+
+def test_the_pixel_size_comes_from_an_mrc_header_when_set(tmp_path: Path) -> None:
+    from embedscope.sources.micrographs import header_pixel_size
+
+    with mrcfile.new(tmp_path / "set.mrc") as mrc:
+        mrc.set_data(np.zeros((8, 8), np.float32))
+        mrc.voxel_size = 1.34
+    with mrcfile.new(tmp_path / "unset.mrc") as mrc:
+        mrc.set_data(np.zeros((8, 8), np.float32))
+    (tmp_path / "picture.png").write_bytes(b"")
+    assert header_pixel_size(tmp_path / "set.mrc") == 1.34
+    assert header_pixel_size(tmp_path / "unset.mrc") is None
+    assert header_pixel_size(tmp_path / "picture.png") is None
+    (tmp_path / "broken.mrc").write_bytes(b"\0" * 10)
+    assert header_pixel_size(tmp_path / "broken.mrc") is None

@@ -16,7 +16,13 @@ import numpy as np
 from embedscope.errors import InputError, ParameterError, UserError
 from embedscope.progress import SILENT, Reporter
 from embedscope.sources.micrograph_views import WORKING_SIZE, MicrographViews, stream_views, views_from_webp
-from embedscope.sources.micrographs import MicrographMetadata, find_micrographs, read_metadata, read_pixel_size
+from embedscope.sources.micrographs import (
+    MicrographMetadata,
+    find_micrographs,
+    header_pixel_size,
+    read_metadata,
+    read_pixel_size,
+)
 
 DEFAULT_BAND = (30.0, 4.0)  # Å: from below the first Thon ring out to where micrograph quality is judged
 PRISMPYP_LIST = "all_micrographs_list.micrographs"
@@ -78,10 +84,23 @@ def collect_micrographs(
         if table.missing:
             reporter.note(f"warning: {len(table.missing):,} of {len(names):,} micrographs have no metadata row "
                           f"in {metadata} (e.g. {table.missing[0]}); their metadata columns are empty")
-    elif pixel_size is None:
-        for folder in {Path(item).parent for item in inputs if Path(item).is_file()}:
-            pixel_size = pixel_size or read_pixel_size(folder)
+    if pixel_size is None:
+        pixel_size = _found_pixel_size(inputs, paths, reporter)
     return MicrographSet(names, paths, webp, table, missing, pixel_size)
+
+
+def _found_pixel_size(inputs: Sequence[str | Path], paths: list[Path] | None, reporter: Reporter) -> float | None:
+    """A pixel_size.txt beside a list or folder given, else the first micrograph's MRC header; noted when found."""
+    places = {Path(item) if Path(item).is_dir() else Path(item).parent for item in inputs}
+    for place in sorted(places):
+        size = read_pixel_size(place)
+        if size is not None:
+            reporter.note(f"pixel size {size:g} Å from {place / 'pixel_size.txt'}")
+            return size
+    size = header_pixel_size(paths[0]) if paths else None
+    if size is not None:
+        reporter.note(f"pixel size {size:g} Å from the header of {paths[0].name} (give --pixel-size to change it)")
+    return size
 
 
 def prismpyp_inputs(metadata_path: Path) -> tuple[list[Path], Path | None]:

@@ -10,10 +10,12 @@ import glob
 import math
 import os
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import mrcfile
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv
@@ -23,6 +25,7 @@ from embedscope.formats.file_checks import known_suffix, reason, require_file
 from embedscope.formats.images import open_image
 
 MICROGRAPH_SUFFIXES = (".mrc", ".mrcs", ".mrc.gz", ".mrc.bz2", ".tif", ".tiff", ".png", ".jpg", ".jpeg", ".webp")
+MRC_SUFFIXES = (".mrc", ".mrcs", ".mrc.gz", ".mrc.bz2")
 LIST_SUFFIXES = (".micrographs", ".txt", ".list")
 KEY_COLUMNS = ("micrograph_name", "name", "micrograph", "rlnMicrographName", "image_name")
 METADATA_CSV = "micrograph_metadata.csv"
@@ -127,6 +130,24 @@ def read_pixel_size(folder_or_file: Path) -> float | None:
     if not (math.isfinite(value) and value > 0):
         raise InputError(f"{file}: holds {text[:40]!r}, not a pixel size; write one positive number (Å per pixel)")
     return value
+
+
+def header_pixel_size(path: Path) -> float | None:
+    """The pixel size in Å an MRC file's header records (its voxel size along x); None when unset or not an MRC.
+
+    EPU, SerialEM and motion-correction programs fill it in, so users without a pixel_size.txt still get a spectrum
+    cut to the right resolution band.
+    """
+    if not any(str(path).lower().endswith(suffix) for suffix in MRC_SUFFIXES):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with mrcfile.open(path, header_only=True, permissive=True) as mrc:
+                size = float(mrc.voxel_size.x)
+    except (OSError, ValueError, EOFError):
+        return None
+    return round(size, 4) if math.isfinite(size) and size > 0 else None  # float32 in the header: 1.34 not 1.3400000333
 
 
 def read_metadata(names: Sequence[str], source: Path | None, *, on: str | None = None) -> MicrographMetadata:

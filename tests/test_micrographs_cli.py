@@ -255,12 +255,14 @@ def test_intersect_and_eval3d(cli, evaluated: Path, monkeypatch: pytest.MonkeyPa
 def test_prismpyp_bad_input(cli, evaluated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(evaluated)
     assert_one_line_error(cli("prismpyp", "eval2d", "--evaluate", "--output-path", tmp_path / "o",
-                              "--metadata-path", tmp_path / "nowhere"), "metadata folder")
+                              "--metadata-path", tmp_path / "nowhere", "--embedding-path",
+                              "output_dir/real/inference/embeddings.pth"), "metadata folder")
     assert_one_line_error(cli("prismpyp", "eval2d", "--evaluate", "--output-path", tmp_path / "o",
                               "--metadata-path", "metadata"), "--feature-extractor-weights")
     assert_one_line_error(cli("prismpyp", "eval2d", "--evaluate", "--output-path", tmp_path / "o",
                               "--metadata-path", "metadata", "--embedding-path",
                               "output_dir/real/inference/embeddings.pth", "--n-clusters", "500"), "--n-clusters")
     assert_one_line_error(cli("prismpyp", "eval2d", "--output-path", tmp_path / "o", "--metadata-path", "metadata",
-                              "--feature-extractor-weights", "output_dir/fft/checkpoints/model_best.pth.tar"),
+                              "--feature-extractor-weights", "output_dir/fft/checkpoints/model_best.pth.tar",
+                              "--n-clusters", "4"),
                           "--use-fft")

@@ -17,7 +17,7 @@ from embedscope.atlas import Atlas
 from embedscope.errors import InputError, ParameterError
 from embedscope.pipeline.clustering import cluster_atlas
 from embedscope.pipeline.mapping import map_atlas
-from embedscope.pipeline.micrograph_embedding import embed_micrographs, thumbnails_of
+from embedscope.pipeline.micrograph_embedding import THUMB_SIZE, embed_micrographs, thumbnails_of
 from embedscope.pipeline.micrograph_figures import draw_map_figures, draw_neighbour_figures
 from embedscope.pipeline.micrograph_sources import (
     ViewProblems,
@@ -26,6 +26,7 @@ from embedscope.pipeline.micrograph_sources import (
     stream_micrograph_views,
 )
 from embedscope.progress import SILENT, Reporter
+from embedscope.sources.micrographs import read_name_list
 
 ATLAS_NAME = "embeddings.atlas"
 CLUSTER_LAYER = "kmeans"
@@ -79,8 +80,12 @@ def prismpyp_eval(
     """
     started = time.perf_counter()
     _check(settings)
+    if weights is None and embedding_path is None:
+        raise ParameterError("give --feature-extractor-weights (a trained model) or --embedding-path "
+                             "(embeddings.pth from an earlier run)")
     lists, webp = prismpyp_inputs(metadata_path)
     lists = [Path(list_file)] if list_file is not None else lists
+    _check_size(sum(len(read_name_list(listing)) for listing in lists), settings)  # before any work
     inference = Path(output_path) / "inference"
     try:
         inference.mkdir(parents=True, exist_ok=True)
@@ -93,9 +98,6 @@ def prismpyp_eval(
         atlas = _atlas_from_embeddings(Path(embedding_path), lists, metadata_path, webp, atlas_path, workers,
                                        reporter, command)
     else:
-        if weights is None:
-            raise ParameterError("give --feature-extractor-weights (a trained model) or --embedding-path "
-                                 "(embeddings.pth from an earlier run)")
         embedded = embed_micrographs(lists, weights, atlas_path, domain=domain,
                                      metadata=metadata_path, webp=webp, batch_size=batch_size, device=device,
                                      workers=workers, replace=True, embeddings_pth=inference / "embeddings.pth",
@@ -203,35 +205,40 @@ def _atlas_from_embeddings(embedding_path: Path, lists: list[Path], metadata_pat
                            atlas_path: Path, workers: int, reporter: Reporter, command: str | None) -> Atlas:
     """An Atlas of precomputed embeddings (prismPYP's embeddings.pth, rows in the list's order) with thumbnails."""
     from embedscope.formats.prismpyp import read_embeddings_pth
-    from embedscope.sources.micrographs import read_name_list
+    from embedscope.sources.micrographs import read_metadata
 
     vectors = read_embeddings_pth(embedding_path)
     names = [name for listing in lists for name in read_name_list(listing)]
     if len(names) != len(vectors):
         raise InputError(f"{embedding_path} holds {len(vectors):,} embeddings but {lists[0]} lists {len(names):,} "
                          "micrographs; give the embeddings made from this list")
-    micrographs = collect_micrographs(lists, metadata=metadata_path, webp=webp, reporter=reporter) \
-        if webp is not None else None
+    try:
+        micrographs = collect_micrographs(lists, metadata=metadata_path, webp=webp, reporter=reporter)
+    except InputError as error:
+        reporter.note(f"no thumbnails: {error}")
+        micrographs = None
+    table = read_metadata(names, metadata_path).table
     columns = {"micrograph_name": pa.array(names, pa.string())}
-    if micrographs is not None and micrographs.metadata is not None and micrographs.names == names:
-        table = micrographs.metadata.table
-        columns |= {name: table.column(name) for name in table.column_names if name not in columns}
+    columns |= {name: table.column(name) for name in table.column_names if name not in columns}
     with Atlas.building(atlas_path, vectors.shape[1], metric="cosine", replace=True) as atlas:
         atlas.append(vectors, columns["micrograph_name"], pa.table(columns), label=str(embedding_path))
         if micrographs is not None and micrographs.names == names:
             _add_thumbnails(atlas, micrographs, workers, reporter)
-        else:
-            reporter.note("no thumbnails: not every listed micrograph has its webp pictures")
+        elif micrographs is not None:
+            reporter.note("no thumbnails: not every listed micrograph has its pictures")
         atlas.record("import prismpyp embeddings", {"embedding_path": str(embedding_path)}, command=command)
     return Atlas.open(atlas_path)
 
 
 def _add_thumbnails(atlas: Atlas, micrographs, workers: int, reporter: Reporter) -> None:
+    """The mg and ps thumbnails of every micrograph; one that cannot be read gets mid-grey ones and a warning."""
     problems = ViewProblems(reporter)
+    blank = np.full((THUMB_SIZE, THUMB_SIZE), 128, np.uint8)
     pictures: list[tuple[np.ndarray, np.ndarray]] = []
-    for row, views in stream_micrograph_views(micrographs, workers=workers):
-        if not problems.accept(micrographs.names[row], views):
-            raise InputError(f"the webp pictures of {micrographs.names[row]} cannot be used; fix or remove them")
-        pictures.append(thumbnails_of(views))
+    with reporter.phase("thumbnails", len(micrographs)) as advance:
+        for row, views in stream_micrograph_views(micrographs, workers=workers):
+            usable = problems.accept(micrographs.names[row], views)
+            pictures.append(thumbnails_of(views) if usable else (blank, blank))
+            advance(1)
     atlas.add_thumbs("mg", [np.stack([mg for mg, _ in pictures])])
     atlas.add_thumbs("ps", [np.stack([ps for _, ps in pictures])])

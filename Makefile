@@ -9,6 +9,8 @@ CONSTRAINTS := -c constraints.txt
 STAMP := $(VENV)/.installed
 VIEWER := src/embedscope/server/static/index.html
 DEMO := demo
+MICS := $(DEMO)/micrographs
+MICROGRAPH_NET := --arch resnet18 --dim 128 --pred-dim 64 --input-size 128 --epochs 15 --batch-size 16 --force
 
 .PHONY: setup demo test bench clean
 
@@ -49,6 +51,13 @@ demo: setup
 		-o $(DEMO)/tomogram-figures
 	$(BIN)/embedscope paint $(DEMO)/tomograms.atlas --tomograms $(DEMO)/tomograms/tomograms.txt \
 		--color-by overcluster -o $(DEMO)/painted --blend 0.6
+	$(BIN)/embedscope train micrographs $(MICS)/micrographs --metadata $(MICS)/metadata -o $(MICS)/real $(MICROGRAPH_NET)
+	$(BIN)/embedscope embed micrographs $(MICS)/micrographs --metadata $(MICS)/metadata \
+		--model $(MICS)/real/checkpoints/model_best.pth.tar -o $(DEMO)/micrographs.atlas --force
+	$(BIN)/embedscope map $(DEMO)/micrographs.atlas --method umap --neighbors 10
+	$(BIN)/embedscope cluster $(DEMO)/micrographs.atlas --method kmeans --k 6 --spherical
+	$(BIN)/embedscope figures $(DEMO)/micrographs.atlas --layer umap --color kmeans --kinds scatter,thumbnails,neighbors \
+		-o $(DEMO)/micrograph-figures
 	$(BIN)/embedscope view $(DEMO)/demo.atlas $(if $(DISPLAY),,--no-browser)
 
 test: setup
@@ -60,6 +69,7 @@ bench: setup
 	$(BIN)/python benchmarks/figures.py
 	$(BIN)/python benchmarks/maps.py --sizes 50000
 	$(BIN)/python benchmarks/tomograms.py
+	$(BIN)/python benchmarks/micrographs.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .hypothesis frontend/node_modules src/embedscope/server/static

@@ -1,7 +1,7 @@
 """Train a SimSiam encoder on micrographs, in the real or the Fourier domain (prismPYP's `train`).
 
 The run folder gets prismPYP's layout (checkpoints/model_best.pth.tar, model_last, model_lowest_collapse,
-training_config.yaml) plus the prepared views, which a resumed run or the other domain's run reuses.
+training_config.yaml) plus the prepared views, which a resumed run (or a --force run into the same folder) reuses.
 """
 
 from __future__ import annotations

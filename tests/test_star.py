@@ -1,10 +1,12 @@
-"""RELION STAR particle files: exact text, quoting that RELION's reader undoes, refusals, round trips."""
+"""RELION STAR particle files: exact text of the optics and particles blocks, what starfile reads back, quoting
+that RELION's reader undoes, refusals, round trips."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
 import pytest
+import starfile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -56,12 +58,42 @@ def test_tomogram_particles_text(tmp_path):
                       "other": ["ignored", "too"]})
     write_particles_star(path, table)
     assert path.read_text() == (
+        "data_optics\n\nloop_\n"
+        "_rlnOpticsGroup #1\n_rlnOpticsGroupName #2\n_rlnImageDimensionality #3\n"
+        "1 opticsGroup1 3\n"
+        "\n\n"
         "data_particles\n\nloop_\n"
-        "_rlnTomoName #1\n_rlnCoordinateX #2\n_rlnCoordinateY #3\n_rlnCoordinateZ #4\n"
-        "TS_01 100 200 50\n"
-        '"TS 02" 7 8 9\n'
+        "_rlnMicrographName #1\n_rlnOpticsGroup #2\n_rlnTomoName #3\n"
+        "_rlnCoordinateX #4\n_rlnCoordinateY #5\n_rlnCoordinateZ #6\n"
+        "TS_01 1 TS_01 100 200 50\n"
+        '"TS 02" 1 "TS 02" 7 8 9\n'
         "\n"
     )
+    assert read_particles_star(path).equals(table.select(["tomogram", "x", "y", "z"]))
+
+
+def test_relion_31_blocks_read_by_starfile(tmp_path):
+    path = tmp_path / "particles.star"
+    table = pa.table({"tomogram": ["TS_56_6.80Apx", "TS 02"], "x": [100.5, 7.0], "y": [200.25, 8.0],
+                      "z": [50.0, 9.125], "cluster": pa.array([3, -1], pa.int32())})
+    write_particles_star(path, table, pixel_size=6.8)
+    blocks = starfile.read(path, always_dict=True)
+    assert list(blocks) == ["optics", "particles"]
+    optics = blocks["optics"]
+    assert list(optics.columns) == ["rlnOpticsGroup", "rlnOpticsGroupName", "rlnImageDimensionality",
+                                    "rlnImagePixelSize"]
+    assert optics.iloc[0].tolist() == [1, "opticsGroup1", 3, 6.8]
+    particles = blocks["particles"]
+    assert list(particles.columns) == ["rlnMicrographName", "rlnOpticsGroup", "rlnTomoName", "rlnCoordinateX",
+                                       "rlnCoordinateY", "rlnCoordinateZ", "rlnClassNumber"]
+    assert particles["rlnTomoName"].tolist() == ["TS_56_6.80Apx", "TS 02"]
+    assert particles["rlnMicrographName"].tolist() == ["TS_56_6.80Apx", "TS 02"]
+    assert particles["rlnOpticsGroup"].tolist() == [1, 1]
+    assert particles["rlnCoordinateX"].tolist() == [100.5, 7.0]
+    assert particles["rlnCoordinateY"].tolist() == [200.25, 8.0]
+    assert particles["rlnCoordinateZ"].tolist() == [50.0, 9.125]
+    assert particles["rlnClassNumber"].tolist() == [4, 0]
+    assert read_particles_star(path).equals(table)
 
 
 def test_micrograph_particles_with_classes_counted_from_one(tmp_path):
@@ -70,12 +102,45 @@ def test_micrograph_particles_with_classes_counted_from_one(tmp_path):
                       "cluster": pa.array([0, -1], pa.int32())})
     write_particles_star(path, table)
     text = path.read_text()
-    assert "_rlnMicrographName #1\n_rlnCoordinateX #2\n_rlnCoordinateY #3\n_rlnClassNumber #4\n" in text
-    assert loop_rows(text) == ["mics/a.mrc 10.5 1.25 1", '"#b.mrc" 3 4 0']
+    assert "_rlnOpticsGroup #1\n_rlnOpticsGroupName #2\n1 opticsGroup1\n" in text  # 2D: no dimensionality
+    assert ("_rlnMicrographName #1\n_rlnOpticsGroup #2\n_rlnCoordinateX #3\n_rlnCoordinateY #4\n"
+            "_rlnClassNumber #5\n") in text
+    assert "rlnTomoName" not in text and "rlnImagePixelSize" not in text
+    assert loop_rows(text) == ["mics/a.mrc 1 10.5 1.25 1", '"#b.mrc" 1 3 4 0']
     back = read_particles_star(path)
     assert back.column_names == ["micrograph", "x", "y", "cluster"]
     assert back.column("cluster").to_pylist() == [0, -1]
     assert back.column("x").to_pylist() == [10.5, 3.0]
+    particles = starfile.read(path, always_dict=True)["particles"]
+    assert particles["rlnMicrographName"].tolist() == ["mics/a.mrc", "#b.mrc"]
+    assert particles["rlnClassNumber"].tolist() == [1, 0]
+
+
+def test_old_single_block_files_still_read(tmp_path):
+    path = tmp_path / "old.star"
+    path.write_text("data_particles\n\nloop_\n_rlnTomoName #1\n_rlnCoordinateX #2\n_rlnCoordinateY #3\n"
+                    "_rlnCoordinateZ #4\n_rlnClassNumber #5\nTS_01 100 200 50 8\n\n")
+    table = read_particles_star(path)
+    assert table.column_names == ["tomogram", "x", "y", "z", "cluster"]
+    assert table.to_pylist() == [{"tomogram": "TS_01", "x": 100, "y": 200, "z": 50, "cluster": 7}]
+
+
+def test_warp_style_micrograph_names_of_tomograms_read_as_tomograms(tmp_path):
+    path = tmp_path / "warp.star"
+    path.write_text("data_optics\n\nloop_\n_rlnOpticsGroup #1\n1\n\ndata_particles\n\nloop_\n"
+                    "_rlnCoordinateX #1\n_rlnCoordinateY #2\n_rlnCoordinateZ #3\n_rlnMicrographName #4\n"
+                    "_rlnOpticsGroup #5\n_rlnAngleRot #6\n1.5 2 3 TS_01.tomostar 1 90\n\n")
+    table = read_particles_star(path)
+    assert table.column_names == ["tomogram", "x", "y", "z", "rlnAngleRot"]
+    assert table.to_pylist() == [{"tomogram": "TS_01.tomostar", "x": 1.5, "y": 2, "z": 3, "rlnAngleRot": "90"}]
+
+
+@pytest.mark.parametrize("pixel_size", [0, -1.0, float("nan"), float("inf"), "2.5", True])
+def test_impossible_pixel_sizes_are_refused(tmp_path, pixel_size):
+    table = pa.table({"tomogram": ["t"], "x": [1], "y": [1], "z": [1]})
+    with pytest.raises(ParameterError, match="pixel size"):
+        write_particles_star(tmp_path / "p.star", table, pixel_size=pixel_size)
+    assert not list(tmp_path.iterdir())
 
 
 def test_missing_columns_are_named(tmp_path):
@@ -123,8 +188,8 @@ def test_round_trip_and_relion_reads_the_same_names(tmp_path, names, data):
     write_particles_star(path, table)
     assert read_particles_star(path).equals(table)
     rows = [relion_tokens(line) for line in loop_rows(path.read_text(encoding="utf-8"))]
-    assert [row[0] for row in rows] == names
-    assert [int(row[4]) - 1 for row in rows] == table.column("cluster").to_pylist()
+    assert [row[0] for row in rows] == [row[2] for row in rows] == names
+    assert [int(row[6]) - 1 for row in rows] == table.column("cluster").to_pylist()
 
 
 refused = st.one_of(

@@ -130,13 +130,13 @@ def write_regions_csv(path: str | os.PathLike[str], table: pa.Table) -> None:
 
 
 def read_regions_csv(path: str | os.PathLike[str]) -> pa.Table:
-    """Read a regions CSV (CryoSiam's or ours): label and bbox-* as int64, centroid-* as float64, others inferred.
+    """Read a regions CSV (CryoSiam's or ours): label and bbox-* as int64, area, centroids and hull_area float64.
 
-    hull_area may be missing, as in CryoSiam's older files.
+    hull_area may be missing, as in CryoSiam's older files; when a tomogram has this file, its rows are the regions.
     """
     path = Path(path)
     require_file(path)
-    types = {**{column: pa.int64() for column in INTEGER_COLUMNS}, **{column: pa.float64() for column in CENTROID}}
+    types = {column: pa.int64() if column in INTEGER_COLUMNS else pa.float64() for column in REGION_COLUMNS}
     try:
         table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
     except pa.ArrowInvalid as error:

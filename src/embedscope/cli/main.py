@@ -12,11 +12,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from embedscope.cli.cryosiam import app as cryosiam_app
 from embedscope.cli.info_view import render_description
-from embedscope.cli.micrographs import embed_app, train_app  # the train and embed groups, micrograph commands added
 from embedscope.cli.milopyp import app as milopyp_app
 from embedscope.cli.prismpyp import app as prismpyp_app
 from embedscope.cli.runner import run_app, session
+from embedscope.cli.subtomograms import embed_app, train_app  # the train and embed groups, all commands added
 
 app = typer.Typer(
     name="embedscope",
@@ -332,6 +333,7 @@ app.add_typer(train_app)
 app.add_typer(embed_app)
 app.add_typer(milopyp_app)
 app.add_typer(prismpyp_app)
+app.add_typer(cryosiam_app)
 
 
 def run() -> None:

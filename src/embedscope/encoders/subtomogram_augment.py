@@ -1,12 +1,16 @@
-"""Random views of subtomogram batches for SimSiam: flips, 90-degree turns, small shifts, intensity and noise.
+"""Random views of subtomogram batches for SimSiam: flips, 90-degree turns, free rotations, small shifts,
+intensity and noise.
 
 A particle's class does not change with its orientation, position or contrast, so the two views of one crop
-differ in exactly those; every draw comes from the caller's generator, so views are reproducible.
+differ in exactly those; every draw comes from the caller's generator, so views are reproducible. Without free
+rotations a particle's pose modulo quarter turns tells two views of it from any other, and SimSiam learns poses
+instead of shapes.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from embedscope.errors import ParameterError
 
@@ -33,6 +37,7 @@ def _draw_view(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One view: geometry first (flips, turns, shifts), then contrast (scale, offset) and noise."""
     views = _flip(batch, generator)
     views = _turn(views, generator)
+    views = _rotate(views, generator)
     views = _shift(views, generator)
     return _jitter_intensity(views, generator)
 
@@ -59,6 +64,24 @@ def _turn(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
                 turned[rows] = torch.rot90(batch[rows], quarter, plane)
         batch = turned
     return batch
+
+
+def _rotate(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Turn each crop about its centre by a rotation drawn uniformly over all of them (trilinear, zeros outside).
+
+    Only cubic crops turn: normalised grid coordinates would stretch a box whose sides differ."""
+    if len(set(batch.shape[2:])) > 1:
+        return batch
+    quaternions = torch.randn(len(batch), 4, generator=generator)  # a normal 4-vector's direction is uniform
+    w, x, y, z = (quaternions / quaternions.norm(dim=1, keepdim=True)).unbind(1)
+    matrices = torch.stack([
+        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+    ], dim=1).view(-1, 3, 3)
+    affine = torch.cat([matrices, torch.zeros(len(batch), 3, 1)], dim=2).to(batch.device, batch.dtype)
+    grid = F.affine_grid(affine, list(batch.shape), align_corners=False)
+    return F.grid_sample(batch, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def _shift(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

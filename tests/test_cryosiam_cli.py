@@ -152,9 +152,11 @@ def test_repredicting_one_tomogram_updates_atlas_and_clusters(cli, project: Path
     assert (predictions / f"{NAMES[1]}_embeds.h5").stat().st_mtime_ns == other  # the other one was left alone
     # a plain rerun finds everything up to date and rewrites nothing
     embeds = (predictions / f"{NAMES[0]}_embeds.h5").stat().st_mtime_ns
+    clusters = (predictions / "kmeans_clusters.h5").stat().st_mtime_ns
     result = cli("cryosiam", "simsiam_embeddings_predict", f"--config_file={config}")
     assert result.code == 0 and "2 up to date" in result.out, result
     assert (predictions / f"{NAMES[0]}_embeds.h5").stat().st_mtime_ns == embeds
+    assert (predictions / "kmeans_clusters.h5").stat().st_mtime_ns == clusters  # nothing changed to recluster
 
 
 def test_misspelt_key_names_the_nearest(cli, project: Path, tmp_path: Path) -> None:
@@ -221,6 +223,13 @@ def test_star_centres_instead_of_masks(cli, project: Path, tmp_path: Path) -> No
     mine = truth[truth.tomogram == NAMES[1]]
     assert len(regions) == len(mine)
     assert np.allclose(np.sort(regions["centroid-2"]), np.sort(mine.x))
+    # fewer particles in the same STAR: predicted again, not taken as up to date
+    starfile.write({"optics": optics, "particles": particles.iloc[::2]}, star, overwrite=True)
+    result = cli("cryosiam", "simsiam_embeddings_predict", f"--config_file={path}", "-q")
+    assert result.code == 0, result.err
+    regions = pd.read_csv(tmp_path / "out" / f"{NAMES[1]}_instance_regions.csv")
+    assert len(regions) == len(particles.iloc[::2][particles.iloc[::2].rlnMicrographName.str.startswith(NAMES[1])])
+    assert Atlas.open(tmp_path / "out" / "embeddings.atlas").n == len(particles.iloc[::2])
     # a STAR without coordinates
     starfile.write({"particles": pd.DataFrame({"rlnMicrographName": ["TS_01.mrc"], "rlnAngleRot": [0.0]})}, star,
                    overwrite=True)

@@ -6,6 +6,7 @@ at all (embeddings last, as CryoSiam's skip test looks for them); then the one A
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import deque
@@ -74,7 +75,7 @@ def predict_subtomograms(
     report = PredictReport()
     todo = []
     for job in jobs:
-        if filename is None and _up_to_date(TomogramFiles(job.name, folder), job, recipe):
+        if filename is None and _up_to_date(TomogramFiles(job.name, folder), job, _job_recipe(recipe, job)):
             report.skipped.append(job.name)
         else:
             todo.append(job)
@@ -82,9 +83,10 @@ def predict_subtomograms(
         reporter.note(f"{len(report.skipped)} tomogram(s) already predicted with these settings: "
                       f"{', '.join(report.skipped[:3])}{' ...' if len(report.skipped) > 3 else ''}")
     seen = set()
+    by_name = {job.name: job for job in todo}
     for name, vectors, regions, thumbs in _embedded_tomograms(model, todo, settings, config, device, workers,
                                                                reporter):
-        _write_outputs(TomogramFiles(name, folder), vectors, regions, thumbs, recipe)
+        _write_outputs(TomogramFiles(name, folder), vectors, regions, thumbs, _job_recipe(recipe, by_name[name]))
         report.embedded[name] = len(vectors)
         seen.add(name)
     for job in todo:
@@ -94,7 +96,8 @@ def predict_subtomograms(
     atlas = _refresh(config, folder, reporter, command)
     if atlas is not None:
         report.atlas, report.items = atlas.path, atlas.n
-        report.reclustered = _recluster(config, reporter, command)
+        if todo:  # the clusterings already describe embeddings that did not change
+            report.reclustered = _recluster(config, reporter, command)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -149,6 +152,16 @@ def _recipe(config: CryoSiamConfig, checkpoint: Path, settings: Any) -> dict[str
     stat = checkpoint.stat()
     return {"model": str(checkpoint.resolve()), "model_size": stat.st_size, "model_mtime_ns": stat.st_mtime_ns,
             "contrastive": bool(config.contrastive), "crops": json.loads(json.dumps(settings, default=_plain))}
+
+
+def _job_recipe(recipe: dict[str, Any], job: SubtomogramJob) -> dict[str, Any]:
+    """The recipe plus what a tomogram's own files do not show: its particle centres or its regions table."""
+    digest = hashlib.sha256()
+    if job.centres is not None:
+        digest.update(np.ascontiguousarray(job.centres, dtype=np.int64).tobytes())
+    if job.regions is not None:
+        digest.update(json.dumps(job.regions.to_pydict(), default=float).encode())
+    return {**recipe, "particles": digest.hexdigest()}
 
 
 def _plain(value: Any) -> Any:

@@ -121,8 +121,8 @@ class _RunState:
 def _start(checkpoint: Path, settings: NetworkSettings, seed: int) -> tuple[SubtomogramSimSiam, _RunState, dict]:
     """A fresh network, its weights drawn from `seed` without touching the caller's RNG; refused over a run."""
     if checkpoint.exists():
-        raise ParameterError(f"{checkpoint.parent.parent} already holds a training run ({checkpoint}); pass resume "
-                             "to continue it, or train into another folder")
+        raise ParameterError(f"{checkpoint.parent.parent} already holds a training run ({checkpoint}); continue it "
+                             "with --resume, start over with --force, or train into another folder")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = SubtomogramSimSiam(settings)

@@ -100,7 +100,9 @@ def config_for_inputs(tomograms: Path, out_dir: Path, keys: dict[str, Any]) -> C
     out_dir.mkdir(parents=True, exist_ok=True)
     raw: dict[str, Any] = {"data_folder": str(Path(tomograms).resolve()),
                            "prediction_folder": str((out_dir / "predictions").resolve()),
-                           "log_dir": str(out_dir.resolve())}
+                           "log_dir": str(out_dir.resolve()),
+                           # without a config there is no k to give: spectral estimates it, up to CryoSiam's 10
+                           "clustering_spectral": {"num_clusters": 10, "estimate_num_clusters": True}}
     for dotted, value in keys.items():
         if value is None:
             continue
@@ -108,7 +110,7 @@ def config_for_inputs(tomograms: Path, out_dir: Path, keys: dict[str, Any]) -> C
         place = raw
         for section in sections:
             place = place.setdefault(section, {})
-        place[name] = str(value) if isinstance(value, Path) else value
+        place[name] = str(value.resolve()) if isinstance(value, Path) else value  # the config works from anywhere
     path = out_dir / "train_config.yaml"
     with atomic_output(path) as temporary:
         temporary.write_text(yaml.safe_dump(raw, sort_keys=False))

@@ -1,6 +1,8 @@
-"""Subtomogram crops against the CryoSiam way: crops per second and peak memory, in the same run.
+"""Subtomogram crops against the CryoSiam way: crops per second and peak memory, in the same run; then the
+embedding throughput of CryoSiam's network on this machine's CPU (and GPU, when there is one).
 
-Run: `.venv/bin/python benchmarks/subtomograms.py [--size 512] [--instances 500] [--workers 2] [--out FILE]`.
+Run: `.venv/bin/python benchmarks/subtomograms.py [--size 512] [--instances 500] [--workers 2] [--out FILE]`;
+`--embed-only` skips the crops.
 A synthetic tomogram (size^3 voxels in [0, 1]) and its CryoSiam instance mask (`instances` in an .h5) are written
 once; each side then runs in a fresh process from the files to the last crop, while this process samples the
 resident memory of that process and all its children (the workers) every 20 ms. The CryoSiam way is
@@ -157,6 +159,40 @@ def table(result: dict) -> list[str]:
     ]
 
 
+EMBEDDERS = {  # name: network settings, crop side, batch size
+    "the seed config's (CryoSiam's defaults, bottleneck 64-128-256-512, dim 1024)": (dict(dim=1024), 64, 10),
+    "small (8-16-32-32, dim 64), as the tests train": (dict(num_filters=(8, 16, 32, 32), dim=64, pred_dim=16), 32, 32),
+}
+
+
+def measure_embedding(device: str, batches: int = 3) -> list[dict]:
+    """Crops per second of `embed_subtomogram_batches` for each network of EMBEDDERS, after one warm-up batch."""
+    import torch
+
+    from embedscope.encoders import NetworkSettings, SubtomogramSimSiam, embed_subtomogram_batches
+
+    torch.manual_seed(0)
+    results = []
+    for name, (network, side, batch_size) in EMBEDDERS.items():
+        model = SubtomogramSimSiam(NetworkSettings(**network))
+        crops = np.random.default_rng(0).random((batch_size, side, side, side), dtype=np.float32)
+        list(embed_subtomogram_batches(model, [crops], contrastive=False, device=device))  # warm-up
+        start = time.perf_counter()
+        for vectors in embed_subtomogram_batches(model, [crops] * batches, contrastive=False, device=device):
+            assert np.isfinite(vectors).all()
+        seconds = time.perf_counter() - start
+        results.append({"network": name, "side": side, "batch": batch_size, "device": device,
+                        "rate": batch_size * batches / seconds})
+    return results
+
+
+def embedding_table(results: list[dict]) -> list[str]:
+    """Markdown rows of embedding throughput."""
+    rows = ["| network | crop | batch | device | crops per second |", "|---|---|---|---|---|"]
+    rows += [f"| {r['network']} | {r['side']}^3 | {r['batch']} | {r['device']} | {r['rate']:,.1f} |" for r in results]
+    return ["Embedding throughput (`embed_subtomogram_batches`, float32, eval mode):", "", *rows]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=512, help="voxels along each side of the tomogram")
@@ -164,6 +200,7 @@ def main() -> None:
     parser.add_argument("--masking", type=int, choices=[0, 1, 2], default=SETTINGS["masking_type"])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, help="append the table to this Markdown file")
+    parser.add_argument("--embed-only", action="store_true", help="measure only the embedding throughput")
     parser.add_argument("--side", choices=["ours", "cryosiam"], help=argparse.SUPPRESS)
     parser.add_argument("--paths", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -173,7 +210,13 @@ def main() -> None:
                                                                                                     args.masking)
         print(json.dumps(report))
         return
-    text = "\n".join(table(measure_crops(args.size, args.instances, args.masking, args.workers)))
+    import torch
+
+    devices = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+    lines = [] if args.embed_only else [*table(measure_crops(args.size, args.instances, args.masking, args.workers)),
+                                        ""]
+    lines += embedding_table([result for device in devices for result in measure_embedding(device)])
+    text = "\n".join(lines)
     print(text)
     if args.out:
         with args.out.open("a") as out:

@@ -134,6 +134,14 @@ def test_seed_config_runs_all_four_commands(cli, project: Path) -> None:
     # the layer counts clusters from 0, as every embedscope layer; RELION's class numbers (and CryoSiam's files) from 1
     assert len(particles) == (clusters == 1).sum() and set(particles.rlnClassNumber) == {1}
 
+    # another distance makes the map again rather than reusing the euclidean one
+    cosine = seed_config(project)
+    cosine["visualization"]["distance"] = "cosine"
+    result = cli("cryosiam", "simsiam_visualize_embeddings",
+                 f"--config_file={write_config(project / 'cosine.yaml', cosine)}", "-q")
+    assert result.code == 0, result.err
+    assert Atlas.open(predictions / "embeddings.atlas").layers()["umap"]["params"]["metric"] == "cosine"
+
 
 def test_repredicting_one_tomogram_updates_atlas_and_clusters(cli, project: Path) -> None:
     config = project / "subtomo_embeddings.yaml"

@@ -66,7 +66,8 @@ def cluster_subtomograms(
     if section.visualization:
         from embedscope.pipeline.subtomogram_figures import cluster_figure
 
-        files += cluster_figure(atlas, method, folder, seed=config.seed, reporter=reporter)
+        files += cluster_figure(atlas, method, folder, metric=config.visualization.distance, seed=config.seed,
+                                reporter=reporter)
     return SubtomogramClusterReport(method, report.n_clusters, estimate, atlas.n,
                                     len(set(atlas.table(["tomogram"]).column(0).to_pylist())), files,
                                     time.perf_counter() - started)

@@ -38,23 +38,25 @@ def map_layer(
     atlas: Atlas, *, dims: int = 2, metric: str = "euclidean", pca_components: int | None = None, seed: int = 0,
     reporter: Reporter = SILENT, command: str | None = None,
 ) -> str:
-    """The name of a current UMAP (or, with `pca_components`, PCA) layer of `dims` axes, made if missing.
+    """The name of a current UMAP (or, with `pca_components`, PCA) layer of `dims` axes, made if missing or if it
+    was made with another metric or seed.
 
     As CryoSiam: with pca_components the plot shows the first principal components instead of a UMAP.
     """
     method = "pca" if pca_components else "umap"
     name = method if dims == 2 else f"{method}{dims}d"
-    if name not in atlas.layers():
+    made = atlas.layers().get(name, {}).get("params", {})
+    if (made.get("method"), made.get("metric"), made.get("seed")) != (method, metric, seed):
         map_atlas(atlas, method, dims=dims, metric=metric, n_neighbors=min(UMAP_NEIGHBOURS, atlas.n - 1),
                   min_dist=UMAP_MIN_DIST, seed=seed, name=name, reporter=reporter, command=command)
     return name
 
 
 def cluster_figure(
-    atlas: Atlas, method: str, folder: Path, *, seed: int = 0, reporter: Reporter = SILENT
+    atlas: Atlas, method: str, folder: Path, *, metric: str = "euclidean", seed: int = 0, reporter: Reporter = SILENT
 ) -> list[Path]:
     """The clustering `method` drawn on the UMAP (`<method>_figures/`), and CryoSiam's `_umap_data.csv` beside it."""
-    layer = map_layer(atlas, seed=seed, reporter=reporter)
+    layer = map_layer(atlas, metric=metric, seed=seed, reporter=reporter)
     output = folder / f"{method}_figures"
     output.mkdir(exist_ok=True)
     kinds = ("scatter", "thumbnails") if THUMB_KIND in atlas.thumb_kinds() else ("scatter",)

@@ -9,6 +9,7 @@ CONSTRAINTS := -c constraints.txt
 STAMP := $(VENV)/.installed
 VIEWER := src/embedscope/server/static/index.html
 DEMO := demo
+SUBTOMOS := $(DEMO)/subtomograms
 MICS := $(DEMO)/micrographs
 MICROGRAPH_NET := --arch resnet18 --dim 128 --pred-dim 64 --input-size 128 --epochs 15 --batch-size 16 --force
 
@@ -58,6 +59,12 @@ demo: setup
 	$(BIN)/embedscope cluster $(DEMO)/micrographs.atlas --method kmeans --k 6 --spherical
 	$(BIN)/embedscope figures $(DEMO)/micrographs.atlas --layer umap --color kmeans --kinds scatter,thumbnails,neighbors \
 		-o $(DEMO)/micrograph-figures
+	$(BIN)/embedscope train subtomograms $(SUBTOMOS)/tomograms --masks $(SUBTOMOS)/instances --min-size 300 \
+		--epochs 15 --batch-size 8 --lr 0.5 --num-filters 8,16,32,32 --dim 64 --pred-dim 16 -o $(SUBTOMOS)/run --force
+	$(BIN)/embedscope cryosiam simsiam_embeddings_predict --config_file=$(SUBTOMOS)/run/subtomo_embeddings.yaml
+	$(BIN)/embedscope cryosiam simsiam_embeddings_kmeans_clustering --config_file=$(SUBTOMOS)/run/subtomo_embeddings.yaml
+	$(BIN)/embedscope cryosiam simsiam_embeddings_spectral_clustering --config_file=$(SUBTOMOS)/run/subtomo_embeddings.yaml
+	$(BIN)/embedscope cryosiam simsiam_visualize_embeddings --config_file=$(SUBTOMOS)/run/subtomo_embeddings.yaml
 	$(BIN)/embedscope view $(DEMO)/demo.atlas $(if $(DISPLAY),,--no-browser)
 
 test: setup

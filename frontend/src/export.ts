@@ -91,19 +91,24 @@ function starName(value: unknown): string {
   return name.includes(" ") || STAR_RESERVED.test(name) ? `"${name}"` : name;
 }
 
-/** A RELION `data_particles` loop of tomogram (x, y, z) or micrograph (x, y) coordinates. */
+/** RELION 3.1+ particles, as `embedscope export` writes them: a `data_optics` block (one group) and a
+ * `data_particles` loop of micrograph (x, y) or tomogram (x, y, z) coordinates; tomograms add _rlnTomoName. */
 function toStar(items: Item[]): string {
   const tomograms = items.every((item) => item.tomogram !== undefined && item.z !== undefined);
   const columns = tomograms ? ["tomogram", "x", "y", "z"] : ["micrograph", "x", "y"];
   requireColumns(items, columns, "A STAR file");
-  const labels = tomograms
-    ? ["rlnTomoName", "rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]
-    : ["rlnMicrographName", "rlnCoordinateX", "rlnCoordinateY"];
-  const lines = ["data_particles\n", "\n", "loop_\n"];
+  const optics: [string, string][] = [["rlnOpticsGroup", "1"], ["rlnOpticsGroupName", "opticsGroup1"]];
+  if (tomograms) optics.push(["rlnImageDimensionality", "3"]);
+  const labels = ["rlnMicrographName", "rlnOpticsGroup", ...(tomograms ? ["rlnTomoName"] : []),
+    ...["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"].slice(0, columns.length - 1)];
+  const lines = ["data_optics\n", "\n", "loop_\n"];
+  optics.forEach(([label], index) => lines.push(`_${label} #${index + 1}\n`));
+  lines.push(`${optics.map(([, value]) => value).join(" ")}\n`, "\n", "data_particles\n", "\n", "loop_\n");
   labels.forEach((label, index) => lines.push(`_${label} #${index + 1}\n`));
   for (const item of items) {
-    const fields = [starName(item[columns[0]]), ...columns.slice(1).map((name) => String(Number(item[name])))];
-    lines.push(`${fields.join(" ")}\n`);
+    const name = starName(item[columns[0]]);
+    const coordinates = columns.slice(1).map((column) => String(Number(item[column])));
+    lines.push(`${[name, "1", ...(tomograms ? [name] : []), ...coordinates].join(" ")}\n`);
   }
   lines.push("\n");
   return lines.join("");

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import mrcfile
 import numpy as np
+from reporting import report
 
 SIDE = 4096
 PIXEL_SIZE = 1.0  # Å
@@ -277,11 +278,7 @@ def main() -> None:
     contention = Machine().since(before) | {"load": (load_start, os.getloadavg()[0])}
     rows = table(args.count, min(args.distinct, args.count), runs, alone, spectra, args.repeats, args.runs,
                  contention)
-    text = "\n".join(rows)
-    print(text)
-    if args.out:
-        with args.out.open("a") as out:
-            out.write("\n" + text + "\n")
+    report(rows, args.out)
 
 
 if __name__ == "__main__":

@@ -216,11 +216,7 @@ def main() -> None:
     lines = [] if args.embed_only else [*table(measure_crops(args.size, args.instances, args.masking, args.workers)),
                                         ""]
     lines += embedding_table([result for device in devices for result in measure_embedding(device)])
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        with args.out.open("a") as out:
-            out.write("\n" + text + "\n")
+    report(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import mrcfile
 import numpy as np
+from reporting import report
 
 ANGLES = np.arange(-60.0, 61.0, 3.0)
 
@@ -369,11 +370,7 @@ def main() -> None:
     rows = table(size, args.mode, args.bbox, theirs, ours)
     if args.train_steps:
         rows.insert(-2, training_row(args.bbox, args.train_batch, args.train_steps, args.width))
-    text = "\n".join(rows)
-    print(text)
-    if args.out:
-        with args.out.open("a") as out:
-            out.write("\n" + text + "\n")
+    report(rows, args.out)
 
 
 if __name__ == "__main__":

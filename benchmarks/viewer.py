@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from reporting import report
 
 from embedscope.atlas import Atlas
 
@@ -120,11 +121,7 @@ def main() -> None:
             rows.append(_row(n, found))
             print(rows[-1], flush=True)
         browser.close()
-    text = "\n".join(rows)
-    print(text)
-    if args.out:
-        with args.out.open("a") as out:
-            out.write("\n" + text + "\n")
+    report(rows, args.out)
 
 
 def _row(n: int, found: dict) -> str:

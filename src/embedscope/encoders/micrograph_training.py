@@ -30,6 +30,7 @@ from embedscope.encoders.micrograph_run_files import (
 )
 from embedscope.encoders.micrograph_simsiam import MICROGRAPH_ARCHES, MicrographSimSiam
 from embedscope.encoders.simsiam import output_spread, simsiam_loss
+from embedscope.encoders.training_checks import check_training
 from embedscope.errors import ParameterError
 from embedscope.progress import SILENT, Reporter
 
@@ -279,22 +280,14 @@ def _check_settings(
     domain: str, arch: str, dim: int, pred_dim: int, epochs: int, batch_size: int, lr: float, momentum: float,
     weight_decay: float, input_size: int, workers: int, seed: int,
 ) -> None:
-    checks = [
+    check_training(epochs, batch_size, lr, seed, workers, [
         (domain in DOMAINS, f"domain must be one of {', '.join(DOMAINS)}; got {domain!r}"),
         (arch in MICROGRAPH_ARCHES, f"unknown architecture {arch!r}; use one of {', '.join(MICROGRAPH_ARCHES)}"),
         (dim >= 1 and pred_dim >= 1, f"dim and pred_dim must be positive; got {dim} and {pred_dim}"),
-        (epochs >= 1, f"epochs must be at least 1; got {epochs}"),
-        (batch_size >= 2, f"batch size must be at least 2 (batch norm needs two samples); got {batch_size}"),
-        (lr > 0, f"learning rate must be positive; got {lr}"),
         (0 <= momentum < 1, f"momentum must be in [0, 1); got {momentum}"),
         (weight_decay >= 0, f"weight decay must be 0 or more; got {weight_decay}"),
         (input_size >= 32, f"input size must be at least 32 px (the ResNet shrinks it 32 times); got {input_size}"),
-        (workers >= 0, f"workers must be 0 or more; got {workers}"),
-        (seed >= 0, f"seed must be 0 or more; got {seed}"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise ParameterError(message)
+    ])
 
 
 def _describe(images: Any) -> str:

@@ -26,6 +26,7 @@ from embedscope.encoders.micrograph_training import cosine_learning_rate
 from embedscope.encoders.simsiam import output_spread, simsiam_loss
 from embedscope.encoders.subtomogram_augment import draw_subtomogram_views
 from embedscope.encoders.subtomogram_simsiam import NetworkSettings, SubtomogramSimSiam
+from embedscope.encoders.training_checks import check_training
 from embedscope.errors import ParameterError
 from embedscope.progress import SILENT, Reporter
 
@@ -230,16 +231,8 @@ def _count_nonfinite(chunk: np.ndarray) -> int:
 def _check_settings(
     settings: NetworkSettings, epochs: int, batch_size: int, lr: float, weight_decay: float, seed: int, workers: int
 ) -> None:
-    checks = [
-        (settings.spatial_dims == 3, f"training takes 3D crops: network spatial_dims must be 3, not "
-                                     f"{settings.spatial_dims}"),
-        (epochs >= 1, f"epochs must be at least 1; got {epochs}"),
-        (batch_size >= 2, f"batch size must be at least 2 (batch norm needs two samples); got {batch_size}"),
-        (lr > 0, f"learning rate must be positive; got {lr}"),
+    spatial = settings.spatial_dims
+    check_training(epochs, batch_size, lr, seed, workers, [
+        (spatial == 3, f"training takes 3D crops: network spatial_dims must be 3, not {spatial}"),
         (weight_decay >= 0, f"weight decay must be 0 or more; got {weight_decay}"),
-        (seed >= 0, f"seed must be 0 or more; got {seed}"),
-        (workers >= 0, f"workers must be 0 or more; got {workers}"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise ParameterError(message)
+    ])

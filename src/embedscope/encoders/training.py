@@ -30,6 +30,7 @@ from embedscope.encoders.patches import (
 )
 from embedscope.encoders.run_files import EpochLog, write_options
 from embedscope.encoders.simsiam import EMBEDDING_DIM, SimSiam, make_model, output_spread, simsiam_loss
+from embedscope.encoders.training_checks import check_training
 from embedscope.errors import ParameterError
 from embedscope.progress import SILENT, Reporter
 
@@ -212,15 +213,6 @@ def _check_training_patches(
 
 
 def _check_settings(epochs: int, batch_size: int, lr: float, margin: int, seed: int, workers: int) -> None:
-    checks = [
-        (epochs >= 1, f"epochs must be at least 1; got {epochs}"),
-        (batch_size >= 2, f"batch size must be at least 2 (batch norm needs two samples); got {batch_size}"),
-        (lr > 0, f"learning rate must be positive; got {lr}"),
-        (margin >= 0, f"margin must be 0 or more pixels; got {margin}"),
-        (seed >= 0, f"seed must be 0 or more; got {seed}"),
-        (workers >= 0, f"workers must be 0 or more; got {workers}"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise ParameterError(message)
+    check_training(epochs, batch_size, lr, seed, workers,
+                   [(margin >= 0, f"margin must be 0 or more pixels; got {margin}")])
 

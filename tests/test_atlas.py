@@ -280,3 +280,22 @@ def test_a_layer_made_before_an_append_is_refused_with_how_to_remake_it(tmp_path
     atlas.append(np.zeros((2, 3)))
     with pytest.raises(AtlasError, match=r"layer 'umap' was made for 4 items .* now holds 6; make it again"):
         Atlas.open(atlas.path).layer("umap")
+
+
+def test_side_tables_are_plain_parquet_replaced_in_one_commit(tmp_path: Path) -> None:
+    atlas = Atlas.create(tmp_path / "a.atlas", dim=2)
+    losses = pa.table({"epoch": [1, 2, 3], "train_loss": [0.9, 0.5, 0.3]})
+    atlas.add_side_table("training", losses, {"source": "run-0011.h5"})
+    again = Atlas.open(tmp_path / "a.atlas")
+    assert again.side_table("training").equals(losses)
+    entry = again.side_tables()["training"]
+    assert entry["rows"] == 3 and entry["params"] == {"source": "run-0011.h5"}
+    assert pq.read_table(tmp_path / "a.atlas" / entry["file"]).equals(losses)  # any Parquet reader finds it
+    first = tmp_path / "a.atlas" / entry["file"]
+    again.add_side_table("training", losses.slice(0, 1))
+    assert Atlas.open(tmp_path / "a.atlas").side_table("training").num_rows == 1
+    assert not first.exists()  # the replaced file is collected
+    with pytest.raises(AtlasError, match="no side table 'confusion'.*tables: training"):
+        again.side_table("confusion")
+    with pytest.raises(ParameterError, match="pyarrow Table"):
+        again.add_side_table("bad", {"epoch": [1]})

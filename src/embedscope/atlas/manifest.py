@@ -23,7 +23,8 @@ METRICS = ("cosine", "euclidean")
 
 @dataclass
 class Manifest:
-    """What an Atlas holds: item count, dimension, part files, layers, cached graphs, thumbnails, provenance."""
+    """What an Atlas holds: item count, dimension, part files, layers, cached graphs, thumbnails, side tables
+    (records that are not row-aligned, such as a training's losses) and provenance."""
 
     dim: int
     metric: str | None = None
@@ -33,6 +34,7 @@ class Manifest:
     layers: dict[str, dict[str, Any]] = field(default_factory=dict)
     graphs: dict[str, dict[str, Any]] = field(default_factory=dict)
     thumbs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
     provenance: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -48,6 +50,7 @@ class Manifest:
             "layers": self.layers,
             "graphs": self.graphs,
             "thumbs": self.thumbs,
+            "tables": self.tables,
             "provenance": self.provenance,
         }
 
@@ -61,6 +64,7 @@ class Manifest:
         files.update(layer["file"] for layer in self.layers.values())
         files.update(name for graph in self.graphs.values() for name in graph["files"].values())
         files.update(name for kind in self.thumbs.values() for name in kind["files"])
+        files.update(table["file"] for table in self.tables.values())
         return files
 
 
@@ -118,6 +122,7 @@ def _manifest_from_json(data: Any, path: Path) -> Manifest:
             layers=dict(data["layers"]),
             graphs=dict(data.get("graphs", {})),
             thumbs=dict(data.get("thumbs", {})),
+            tables=dict(data.get("tables", {})),
             provenance=list(data["provenance"]),
         )
     except (KeyError, TypeError, ValueError) as error:

@@ -241,6 +241,37 @@ class Atlas:
         """Every layer's columns, parameters and creation time, by name."""
         return json.loads(json.dumps(self._manifest.layers))
 
+    # ----------------------------------------------------------------- side tables
+    def add_side_table(self, name: str, table: pa.Table, params: Mapping[str, Any] | None = None) -> None:
+        """Store a table that is not row-aligned (a training's losses per epoch, its confusion matrices) as
+        `tables/<name>.parquet`, so any Parquet reader finds it; a name written again is replaced."""
+        check_layer_name(name)
+        if not isinstance(table, pa.Table):
+            raise ParameterError(f"side table {name!r} must be a pyarrow Table; got {type(table).__name__}")
+        params = json.loads(json.dumps(dict(params or {})))
+        with self.transaction():
+            file = graph_store.free_name(self.path, "tables", name, ".parquet")
+            (self.path / "tables").mkdir(exist_ok=True)
+            temporary = self.path / f"{file}.tmp-{os.getpid()}"
+            self._new_files.append(temporary)
+            pq.write_table(table, temporary, compression="zstd")
+            os.replace(temporary, self.path / file)
+            self._new_files.append(self.path / file)
+            self._manifest.tables[name] = {"file": file, "rows": table.num_rows, "columns": table.column_names,
+                                           "params": params, "created": _now()}
+
+    def side_table(self, name: str) -> pa.Table:
+        """The side table `name` as stored."""
+        entry = self._manifest.tables.get(name)
+        if entry is None:
+            known = ", ".join(sorted(self._manifest.tables)) or "none"
+            raise AtlasError(f"no side table {name!r} in {self.path} (tables: {known})")
+        return pq.read_table(self.path / entry["file"])
+
+    def side_tables(self) -> dict[str, dict[str, Any]]:
+        """Every side table's file, row count, columns and parameters, by name."""
+        return json.loads(json.dumps(self._manifest.tables))
+
     # ----------------------------------------------------------------- neighbour graphs
     def save_graph(self, graph: KnnGraph, space: str) -> None:
         """Cache a kNN graph of every item, computed in `space` ("raw" or a reduction's name)."""
@@ -327,7 +358,7 @@ class Atlas:
 
     def _collect_garbage(self) -> None:
         keep = self._manifest.referenced_files()
-        for folder in ("items", "layers", "graph", "thumbs"):
+        for folder in ("items", "layers", "graph", "thumbs", "tables"):
             for file in (self.path / folder).glob("*"):
                 if f"{folder}/{file.name}" not in keep:
                     file.unlink(missing_ok=True)
